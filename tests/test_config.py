@@ -1,0 +1,76 @@
+"""Params fail before any work starts, naming the file, the key and what was expected."""
+
+import pytest
+
+from maritime_slm.config import PARAMS_DIR, ParamsError, load_params, parse_override
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_shipped_profiles_validate(profile):
+    params = load_params(profile)
+    assert params.profile == profile
+
+
+def test_paper_profile_validates_once_data_is_given(tmp_path):
+    (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
+    params = load_params("paper", [f"ingest.inputs=['{tmp_path}/*.csv']"])
+    assert [t.model for t in params.generate.teachers] == ["gpt-4o", "o3-mini"]
+    assert params.generate.teachers[1].reasoning_effort == "medium"
+    assert all(t.api_key_env == "OPENAI_API_KEY" for t in params.generate.teachers)
+
+
+def test_paper_profile_without_data_names_the_missing_input():
+    with pytest.raises(ParamsError, match=r"paper.yaml[\s\S]*ingest.inputs[\s\S]*data/raw/\*"):
+        load_params("paper")
+
+
+def test_unknown_key_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((PARAMS_DIR / "smoke.yaml").read_text().replace("  max_steps: 4", "  max_stepz: 4"))
+    with pytest.raises(ParamsError) as err:
+        load_params(str(bad))
+    assert str(bad) in str(err.value)
+    assert "unknown key 'train.max_stepz'" in str(err.value)
+
+
+def test_wrong_type_names_key_expectation_and_value():
+    with pytest.raises(ParamsError) as err:
+        load_params("smoke", ["train.max_steps=lots"])
+    message = str(err.value)
+    assert "smoke.yaml" in message
+    assert "key 'train.max_steps'" in message
+    assert "valid integer" in message
+    assert "'lots'" in message
+
+
+def test_constraint_violation_is_named():
+    with pytest.raises(ParamsError, match=r"key 'curate.split'.*must be 1.0"):
+        load_params("smoke", ["curate.split.train=0.9"])
+
+
+def test_missing_params_file_lists_profiles():
+    with pytest.raises(ParamsError, match=r"params file not found: .*nope.yaml \(profiles in .*: default, paper, smoke\)"):
+        load_params("nope")
+
+
+def test_override_parses_yaml_values():
+    params = load_params("smoke", ["train.lr=1e-4", "contexts.n_contexts=3", "train.target_modules=[q_proj]"])
+    assert params.train.lr == pytest.approx(1e-4)
+    assert params.contexts.n_contexts == 3
+    assert params.train.target_modules == ["q_proj"]
+
+
+def test_override_into_unknown_section_fails():
+    with pytest.raises(ParamsError, match="unknown key 'nosuch'"):
+        load_params("smoke", ["nosuch.key=1"])
+
+
+@pytest.mark.parametrize("text", ["novalue", "=3", "a..b=1"])
+def test_malformed_override(text):
+    with pytest.raises(ParamsError, match="expected key.sub=value"):
+        parse_override(text)
+
+
+def test_missing_input_file_fails_before_work():
+    with pytest.raises(ParamsError, match=r"ingest.inputs': no file matches 'data/none.csv'"):
+        load_params("default", ["ingest.inputs=[data/none.csv]"])

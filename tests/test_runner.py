@@ -1,0 +1,133 @@
+"""The runner: stage selection, failures named, atomic stage folders that survive kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import ROOT, make_notebook
+
+from maritime_slm.runner import commit_stage_dir, parse_stages, recover_stage_dir, run
+
+
+def test_parse_stages():
+    assert parse_stages(None) == [
+        "01_ingest",
+        "02_generate",
+        "03_curate",
+        "04_finetune",
+        "05_evaluate",
+        "06_cost_analysis",
+    ]
+    assert parse_stages("01-03") == ["01_ingest", "02_generate", "03_curate"]
+    assert parse_stages("5,2") == ["02_generate", "05_evaluate"]
+    with pytest.raises(ValueError, match="no stage 07"):
+        parse_stages("07")
+    with pytest.raises(ValueError, match="expected numbers"):
+        parse_stages("ingest")
+
+
+def test_commit_replaces_and_recover_restores(tmp_path):
+    final = tmp_path / "ingest"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    tmp = tmp_path / ".ingest.tmp-1"
+    tmp.mkdir()
+    (tmp / "new.txt").write_text("new")
+    commit_stage_dir(tmp, final)
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest"]
+    # a crash between moving the old folder aside and moving the new one in: recovery puts the old one back
+    final.rename(tmp_path / ".ingest.old-9")
+    (tmp_path / ".ingest.tmp-9").mkdir()
+    recover_stage_dir(tmp_path, "ingest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest"]
+    assert (final / "new.txt").read_text() == "new"
+
+
+def _notebooks(tmp_path, body_02: str):
+    nb_dir = tmp_path / "notebooks"
+    make_notebook(
+        nb_dir / "01_ingest.ipynb",
+        "ingest",
+        "import polars as pl\n"
+        "pl.DataFrame({'a': [1, 2, 3]}).write_parquet(stage.dir / 'points.parquet')\n"
+        "(stage.paper_dir / 'table_x.md').write_text('| a |')\n"
+        "stage.record(rows_in=3)",
+    )
+    make_notebook(nb_dir / "02_generate.ipynb", "generate", body_02)
+    return nb_dir
+
+
+def test_run_writes_manifest_outputs_and_paper(tmp_path):
+    nb_dir = _notebooks(tmp_path, "print(stage.input('ingest'))\n(stage.dir / 'pairs.jsonl').write_text('{}\\n{}\\n')")
+    manifest = run("smoke", "01-02", "t", outputs_dir=tmp_path / "out", notebooks_dir=nb_dir)
+    run_dir = tmp_path / "out" / "t"
+    on_disk = json.loads((run_dir / "manifest.json").read_text())
+    assert on_disk["stages"] == manifest["stages"]
+    ingest = on_disk["stages"]["ingest"]
+    assert ingest["status"] == "done" and ingest["wall_s"] > 0
+    assert ingest["outputs"]["points.parquet"]["rows"] == 3
+    assert ingest["summary"] == {"rows_in": 3}
+    assert ingest["paper"] == ["table_x.md"]
+    assert on_disk["stages"]["generate"]["outputs"]["pairs.jsonl"]["rows"] == 2
+    assert (run_dir / "paper" / "table_x.md").is_file()
+    assert (run_dir / "params.yaml").is_file()
+    assert (run_dir / "notebooks" / "02_generate.ipynb").is_file()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_reading_a_later_stage_is_refused(tmp_path):
+    nb_dir = _notebooks(tmp_path, "stage.input('curate')")
+    with pytest.raises(Exception, match="may only read earlier stages, not 'curate'"):
+        run("smoke", "02", "t", outputs_dir=tmp_path / "out", notebooks_dir=nb_dir)
+
+
+def test_failing_cell_is_named_and_previous_stage_kept(tmp_path, python, cli_env):
+    good = _notebooks(tmp_path / "good", "(stage.dir / 'pairs.jsonl').write_text('{}\\n')")
+    out = tmp_path / "out"
+    run("smoke", "01-02", "t", outputs_dir=out, notebooks_dir=good)
+    bad = _notebooks(tmp_path / "bad", "x = 1\nraise ValueError('teacher exploded')")
+    proc = subprocess.run(
+        [python, "-m", "maritime_slm", "run", "--profile", "smoke", "--stages", "02", "--run-name", "t",
+         "--outputs-dir", str(out), "--notebooks-dir", str(bad)],
+        capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "stage 02_generate failed in notebooks/02_generate.ipynb, cell [3]" in proc.stderr
+    assert "ValueError: teacher exploded" in proc.stderr
+    executed = json.loads((out / "t" / "notebooks" / "02_generate.ipynb").read_text())
+    assert any("teacher exploded" in json.dumps(c.get("outputs", [])) for c in executed["cells"])
+    assert (out / "t" / "generate" / "pairs.jsonl").read_text() == "{}\n"
+    manifest = json.loads((out / "t" / "manifest.json").read_text())
+    assert manifest["stages"]["generate"]["status"] == "failed"
+    assert manifest["stages"]["generate"]["error"]["ename"] == "ValueError"
+
+
+def test_kill_mid_stage_leaves_previous_stage_intact(tmp_path, python, cli_env):
+    out = tmp_path / "out"
+    first = _notebooks(tmp_path / "first", "(stage.dir / 'pairs.jsonl').write_text('{\"v\": 1}\\n')")
+    run("smoke", "01-02", "t", outputs_dir=out, notebooks_dir=first)
+    before = {p.name: p.read_bytes() for p in (out / "t" / "generate").iterdir()}
+    slow = _notebooks(
+        tmp_path / "slow",
+        "(stage.dir / 'pairs.jsonl').write_text('{\"v\": 2, \"half\": true}\\n')\nimport time\ntime.sleep(120)",
+    )
+    proc = subprocess.Popen(
+        [python, "-m", "maritime_slm", "run", "--profile", "smoke", "--stages", "02", "--run-name", "t",
+         "--outputs-dir", str(out), "--notebooks-dir", str(slow)],
+        env=cli_env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 180
+    while not list((out / "t").glob(".generate.tmp-*/pairs.jsonl")):
+        assert time.time() < deadline and proc.poll() is None, "the slow stage never started writing"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert {p.name: p.read_bytes() for p in (out / "t" / "generate").iterdir()} == before
+    # the next run clears what the killed one left and commits its own result
+    run("smoke", "02", "t", outputs_dir=out, notebooks_dir=first)
+    assert not list((out / "t").glob(".generate.*"))
+    assert (out / "t" / "generate" / "pairs.jsonl").read_text() == '{"v": 1}\n'

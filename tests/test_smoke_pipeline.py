@@ -1,0 +1,31 @@
+"""End to end: all six notebooks of the smoke profile through the runner, as a user would run them."""
+
+import json
+import subprocess
+
+import pytest
+from conftest import ROOT
+
+FAKE_KEY = "sk-test-" + "Zq7" * 12
+
+
+@pytest.mark.slow
+def test_smoke_run_all_stages(tmp_path, python, cli_env):
+    cli_env["OPENAI_API_KEY"] = FAKE_KEY
+    out = tmp_path / "outputs"
+    proc = subprocess.run(
+        [python, "-m", "maritime_slm", "run", "--profile", "smoke", "--run-name", "ci",
+         "--outputs-dir", str(out)],
+        capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=1500,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = out / "ci"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stages = ["ingest", "generate", "curate", "finetune", "evaluate", "cost"]
+    assert list(manifest["stages"]) == stages
+    assert all(manifest["stages"][s]["status"] == "done" for s in stages)
+    for stem in ["01_ingest", "02_generate", "03_curate", "04_finetune", "05_evaluate", "06_cost_analysis"]:
+        executed = json.loads((run_dir / "notebooks" / f"{stem}.ipynb").read_text())
+        assert executed["metadata"]["papermill"]["exception"] is None
+    leaked = [p for p in run_dir.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+    assert leaked == []
