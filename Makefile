@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) requirements/no-deps.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install "torch==2.13.0"
+	$(PIP) install -c $(CONSTRAINTS) "torch==2.13.0"
 	$(PIP) install -c $(CONSTRAINTS) -e ".[train,llm,dev]"
 	$(PIP) install --no-deps -r requirements/no-deps.txt
 	$(PY) -m maritime_slm doctor

@@ -20,7 +20,11 @@ def make_notebook(path: Path, stage: str, body: str) -> Path:
         ),
         nbformat.v4.new_code_cell(body),
     ]
-    nb.metadata["kernelspec"] = {"name": "maritime-slm", "display_name": "Python (maritime-slm)", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "maritime-slm",
+        "display_name": "Python (maritime-slm)",
+        "language": "python",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path

@@ -34,7 +34,9 @@ def environment_pins() -> dict[str, str]:
 
 def test_every_dependency_is_pinned():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + [d for deps in project["optional-dependencies"].values() for d in deps]
+    reqs = list(project["dependencies"]) + [
+        d for deps in project["optional-dependencies"].values() for d in deps
+    ]
     unpinned = [r for r in reqs if "==" not in r]
     assert unpinned == []
 
@@ -45,7 +47,11 @@ def test_environment_yml_agrees_with_pyproject():
 
 def test_constraints_agree_with_pyproject():
     constraints = _pins(
-        [line.strip() for line in (ROOT / "requirements/constraints.txt").read_text().splitlines() if "==" in line]
+        [
+            line.strip()
+            for line in (ROOT / "requirements/constraints.txt").read_text().splitlines()
+            if "==" in line
+        ]
     )
     disagree = {
         name: (version, constraints[name])
@@ -61,6 +67,10 @@ def test_gpu_extra_matches_no_deps_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     gpu = _pins(project["optional-dependencies"]["gpu"])
     no_deps = _pins(
-        [line for line in (ROOT / "requirements/no-deps.txt").read_text().splitlines() if not line.startswith("#")]
+        [
+            line
+            for line in (ROOT / "requirements/no-deps.txt").read_text().splitlines()
+            if not line.startswith("#")
+        ]
     )
     assert {k: v for k, v in no_deps.items() if k in gpu} == gpu

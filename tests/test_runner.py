@@ -62,7 +62,9 @@ def _notebooks(tmp_path, body_02: str):
 
 
 def test_run_writes_manifest_outputs_and_paper(tmp_path):
-    nb_dir = _notebooks(tmp_path, "print(stage.input('ingest'))\n(stage.dir / 'pairs.jsonl').write_text('{}\\n{}\\n')")
+    nb_dir = _notebooks(
+        tmp_path, "print(stage.input('ingest'))\n(stage.dir / 'pairs.jsonl').write_text('{}\\n{}\\n')"
+    )
     manifest = run("smoke", "01-02", "t", outputs_dir=tmp_path / "out", notebooks_dir=nb_dir)
     run_dir = tmp_path / "out" / "t"
     on_disk = json.loads((run_dir / "manifest.json").read_text())
@@ -96,7 +98,9 @@ def test_failing_cell_is_named_and_previous_stage_kept(tmp_path, python, cli_env
         capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert "stage 02_generate failed in notebooks/02_generate.ipynb, cell [3]" in proc.stderr
+    # cell [4]: papermill injects the parameters cell, so the count matches the executed copy
+    assert "stage 02_generate failed in notebooks/02_generate.ipynb, cell [4]" in proc.stderr
+    assert "ending `raise ValueError('teacher exploded')`" in proc.stderr
     assert "ValueError: teacher exploded" in proc.stderr
     executed = json.loads((out / "t" / "notebooks" / "02_generate.ipynb").read_text())
     assert any("teacher exploded" in json.dumps(c.get("outputs", [])) for c in executed["cells"])

@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p_params = sub.add_parser("params", help="print the resolved params of a profile")
     _add_params_args(p_params)
     p_params.set_defaults(func=cmd_params)
-    sub.add_parser("doctor", help="check the install and register the Jupyter kernel").set_defaults(func=cmd_doctor)
+    sub.add_parser("doctor", help="check the install and register the Jupyter kernel").set_defaults(
+        func=cmd_doctor
+    )
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -40,7 +40,9 @@ class SimulateParams(Section):
 
 
 class IngestParams(Section):
-    inputs: list[str] = Field(default_factory=list, description="paths or globs, relative to the project root")
+    inputs: list[str] = Field(
+        default_factory=list, description="paths or globs, relative to the project root"
+    )
     simulate: SimulateParams | None = None
     chunk_rows: int = Field(1_000_000, gt=0)
 
@@ -302,7 +304,9 @@ def check_inputs(params: Params, source: str) -> None:
     """Files the run needs must exist before any stage starts."""
     for pattern in params.ingest.inputs:
         if not resolve_input_paths([pattern]):
-            raise ParamsError(f"invalid params in {source}:\n  key 'ingest.inputs': no file matches '{pattern}'")
+            raise ParamsError(
+                f"invalid params in {source}:\n  key 'ingest.inputs': no file matches '{pattern}'"
+            )
 
 
 def dump_params(params: Params) -> str:

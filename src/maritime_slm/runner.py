@@ -189,7 +189,12 @@ def run_stage(
         pm.execute_notebook(
             str(source),
             str(executed),
-            parameters={"run_name": run_name, "profile": profile, "run_dir": str(run_dir), "stage_dir": str(tmp)},
+            parameters={
+                "run_name": run_name,
+                "profile": profile,
+                "run_dir": str(run_dir),
+                "stage_dir": str(tmp),
+            },
             kernel_name=ensure_kernel(),
             cwd=str(notebooks_dir),
             progress_bar={"desc": f"  {stem} cells", "leave": False},
@@ -200,11 +205,18 @@ def run_stage(
             status="failed",
             end=_now(),
             wall_s=round(time.perf_counter() - started, 2),
-            error={"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename, "evalue": exc.evalue},
+            error={
+                "cell": exc.exec_count,
+                "cell_index": exc.cell_index,
+                "ename": exc.ename,
+                "evalue": exc.evalue,
+            },
         )
         _write_json_atomic(run_dir / "manifest.json", manifest)
+        last_line = (exc.source or "").strip().splitlines()[-1:] or [""]
         raise StageFailed(
-            f"stage {stem} failed in notebooks/{stem}.ipynb, cell [{exc.exec_count}] (index {exc.cell_index}): "
+            f"stage {stem} failed in notebooks/{stem}.ipynb, cell [{exc.exec_count}] "
+            f"(index {exc.cell_index} of the executed copy, ending `{last_line[0][:80]}`): "
             f"{exc.ename}: {exc.evalue}\n  executed copy (shows where): {executed}"
         ) from None
     except BaseException:
@@ -217,7 +229,7 @@ def run_stage(
     entry.update(outputs=describe_outputs(tmp), summary=summary)
     commit_stage_dir(tmp, run_dir / stage)
     entry.update(
-        status="done",
+        status="done" if summary.get("implemented", True) else "placeholder",
         end=_now(),
         wall_s=round(time.perf_counter() - started, 2),
         paper=publish_paper_artifacts(run_dir / stage, run_dir),

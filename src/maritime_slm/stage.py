@@ -61,7 +61,9 @@ class Stage:
 
     def section_yaml(self, section: str) -> str:
         """One params section as YAML, for the notebook to show what it runs with."""
-        return yaml.safe_dump({section: getattr(self.params, section).model_dump(mode="json")}, sort_keys=False)
+        return yaml.safe_dump(
+            {section: getattr(self.params, section).model_dump(mode="json")}, sort_keys=False
+        )
 
     def input(self, stage: str) -> Path:
         """The committed folder of an *earlier* stage (reading a later one would break the DAG)."""
@@ -71,7 +73,9 @@ class Stage:
             raise ValueError(f"stage '{self.name}' may only read earlier stages, not '{stage}'")
         path = self.run_dir / stage
         if not path.is_dir():
-            raise FileNotFoundError(f"stage '{self.name}' needs '{stage}' outputs at {path}: run that stage first")
+            raise FileNotFoundError(
+                f"stage '{self.name}' needs '{stage}' outputs at {path}: run that stage first"
+            )
         return path
 
     def record(self, **summary: Any) -> None:

