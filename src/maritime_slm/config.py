@@ -60,6 +60,8 @@ class ContextParams(Section):
     window_minutes: float = Field(20.0, gt=0)
     reports_per_vessel: int = Field(3, gt=0)
     token_budget: int = Field(768, gt=64)
+    cell_deg: float = Field(0.2, gt=0, le=5, description="grid cell of a context, degrees lat/lon")
+    min_vessels: int = Field(3, gt=1, description="ship stations a (window, cell) needs to be a candidate")
     seed: int = 0
 
 
@@ -70,7 +72,8 @@ class FactsParams(Section):
     loiter_minutes: float = Field(15.0, gt=0)
     cpa_horizon_min: float = Field(30.0, gt=0)
     close_encounter_nm: float = Field(0.5, gt=0)
-    port_radius_nm: float = Field(5.0, gt=0)
+    port_radius_nm: float = Field(5.0, gt=0, description="'within N nm of port' questions")
+    port_area_nm: float = Field(10.0, gt=0, description="a context is in a port area if a port is this close")
 
 
 # ---------------------------------------------------------------- models behind an OpenAI-compatible API

@@ -1,0 +1,375 @@
+"""Contexts: stratified AIS snapshots (a time window × a grid cell, N vessels with their reports) for prompts.
+
+Candidates are every (window, cell) with enough ship stations; each gets strata — region, port area vs open
+water, local time of day, dominant vessel type, traffic density — and the sample takes candidates round-robin
+over strata so rare strata are represented, as in the paper. The aggregation over all points is one lazy polars
+query; only the chosen few contexts are built in Python. A context carries exactly the reports its text shows,
+so its facts (factsheet.py) are computed from what a model can read.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from maritime_slm.config import ContextParams, FactsParams
+from maritime_slm.facts.geo import haversine_nm
+from maritime_slm.facts.vessels import status_label, type_group, type_group_expr
+from maritime_slm.facts.zones import load_zones
+
+STRATA = ["region", "area", "time_of_day", "dominant_type", "density"]
+
+# (region, lat_min, lat_max, lon_min, lon_max), first match wins: the U.S. AIS coverage split the way
+# MarineCadastre users usually talk about it.
+REGION_BOXES = [
+    ("Alaska", 51.0, 72.0, -180.0, -129.0),
+    ("Hawaii", 18.0, 23.5, -161.0, -154.0),
+    ("Caribbean", 17.0, 19.5, -68.5, -64.0),
+    ("Great Lakes", 41.0, 49.5, -92.5, -75.8),
+    ("Gulf of Mexico", 17.0, 31.5, -98.0, -81.0),
+    ("West Coast", 30.0, 51.0, -130.0, -115.0),
+    ("East Coast", 23.5, 48.0, -82.0, -60.0),
+]
+
+
+def region_expr(lat: pl.Expr, lon: pl.Expr) -> pl.Expr:
+    expr = pl.lit("Other")
+    for name, la0, la1, lo0, lo1 in reversed(REGION_BOXES):
+        expr = pl.when(lat.is_between(la0, la1) & lon.is_between(lo0, lo1)).then(pl.lit(name)).otherwise(expr)
+    return expr
+
+
+def time_of_day_expr(ts: pl.Expr, lon: pl.Expr) -> pl.Expr:
+    """Local *solar* time (UTC + lon/15 h): comparable across time zones without a tz database."""
+    hour = ((ts.dt.hour().cast(pl.Float64) + ts.dt.minute() / 60.0 + lon / 15.0) % 24.0 + 24.0) % 24.0
+    return (
+        pl.when(hour < 6)
+        .then(pl.lit("night"))
+        .when(hour < 12)
+        .then(pl.lit("morning"))
+        .when(hour < 18)
+        .then(pl.lit("afternoon"))
+        .otherwise(pl.lit("evening"))
+    )
+
+
+def load_ports() -> pl.DataFrame:
+    """Real U.S. port positions (package data shared with the simulator)."""
+    with resources.as_file(resources.files("maritime_slm.ais") / "ports.csv") as path:
+        return pl.read_csv(path)
+
+
+def candidate_cells(points: pl.LazyFrame, params: ContextParams) -> pl.DataFrame:
+    """One row per (window, cell) with its ship count and centre: the population the sample is drawn from."""
+    cell = params.cell_deg
+    per_vessel = (
+        points.filter(pl.col("station_kind") == "ship")
+        .with_columns(
+            window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
+            cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
+            cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
+        )
+        .group_by("window", "cell_lat", "cell_lon", "mmsi")
+        .agg(
+            lat=pl.col("lat").mean(),
+            lon=pl.col("lon").mean(),
+            type_group=type_group_expr(pl.col("vessel_type").drop_nulls().last()),
+        )
+    )
+    cells = (
+        per_vessel.group_by("window", "cell_lat", "cell_lon")
+        .agg(
+            n_vessels=pl.len(),
+            lat=pl.col("lat").mean(),
+            lon=pl.col("lon").mean(),
+            dominant_type=pl.col("type_group").mode().sort().first(),
+        )
+        .filter(pl.col("n_vessels") >= params.min_vessels)
+        .collect(engine="streaming")
+    )
+    return cells.sort("window", "cell_lat", "cell_lon")
+
+
+def assign_strata(cells: pl.DataFrame, params: ContextParams, facts: FactsParams) -> pl.DataFrame:
+    ports = load_ports()
+    if cells.is_empty():
+        return cells.with_columns(
+            [pl.lit(None, pl.String).alias(c) for c in ["region", "area", "time_of_day", "density"]]
+            + [
+                pl.lit(None, pl.String).alias("nearest_port"),
+                pl.lit(None, pl.Float64).alias("nearest_port_nm"),
+            ]
+        )
+    dist = haversine_nm(
+        cells["lat"].to_numpy()[:, None],
+        cells["lon"].to_numpy()[:, None],
+        ports["lat"].to_numpy()[None, :],
+        ports["lon"].to_numpy()[None, :],
+    )
+    nearest = dist.argmin(axis=1)
+    n = params.vessels_per_context
+    return cells.with_columns(
+        nearest_port=pl.Series(ports["port"].to_numpy()[nearest]),
+        nearest_port_nm=pl.Series(dist[np.arange(len(cells)), nearest]),
+    ).with_columns(
+        region=region_expr(pl.col("lat"), pl.col("lon")),
+        area=pl.when(pl.col("nearest_port_nm") <= facts.port_area_nm)
+        .then(pl.lit("port area"))
+        .otherwise(pl.lit("open water")),
+        time_of_day=time_of_day_expr(pl.col("window"), pl.col("lon")),
+        density=pl.when(pl.col("n_vessels") < 1.5 * n)
+        .then(pl.lit("low"))
+        .when(pl.col("n_vessels") < 4 * n)
+        .then(pl.lit("medium"))
+        .otherwise(pl.lit("high")),
+    )
+
+
+def stratified_sample(cells: pl.DataFrame, n_contexts: int, seed: int) -> pl.DataFrame:
+    """Round-robin over strata (shuffled by seed): every stratum gets a context before any gets a second."""
+    rng = random.Random(seed)
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(cells.select(STRATA).iter_rows()):
+        groups.setdefault(key, []).append(i)
+    queues = [rng.sample(rows, len(rows)) for _, rows in sorted(groups.items())]
+    rng.shuffle(queues)
+    chosen: list[int] = []
+    while len(chosen) < n_contexts and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < n_contexts:
+                chosen.append(queue.pop())
+    return cells[sorted(chosen)] if chosen else cells.clear()
+
+
+def strata_table(cells: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
+    """Candidates vs chosen per stratum value (table_1 rows)."""
+    rows = []
+    for stratum in STRATA:
+        avail = cells.group_by(stratum).len("candidates")
+        took = chosen.group_by(stratum).len("contexts")
+        joined = avail.join(took, on=stratum, how="left").fill_null(0).sort("candidates", descending=True)
+        for value, n_cand, n_ctx in joined.iter_rows():
+            rows.append({"stratum": stratum, "value": value, "candidates": n_cand, "contexts": n_ctx})
+    return pl.DataFrame(rows, schema={"stratum": pl.String, "value": pl.String, "candidates": pl.Int64,
+                                      "contexts": pl.Int64})  # fmt: skip
+
+
+def _pick_report_rows(
+    ts_s: np.ndarray, lat: np.ndarray, lon: np.ndarray, k: int, facts: FactsParams
+) -> list[int]:
+    """k reports spread over the window, plus both ends of the largest gap and of the fastest implied hop,
+    so the evidence for an anomaly is in the context whenever the anomaly is."""
+    n = len(ts_s)
+    keep = set(np.unique(np.linspace(0, n - 1, num=min(k, n)).round().astype(int)).tolist())
+    if n >= 2:
+        dt_min = np.diff(ts_s) / 60.0
+        gap = int(np.argmax(dt_min))
+        if dt_min[gap] > facts.gap_minutes:
+            keep.update({gap, gap + 1})
+        hop_nm = haversine_nm(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            implied = np.where(dt_min > 0, hop_nm / (dt_min / 60.0), np.inf)
+        jump = int(np.argmax(implied))
+        if implied[jump] > facts.jump_speed_kn:
+            keep.update({jump, jump + 1})
+    return sorted(keep)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def serialize(ctx: dict[str, Any]) -> str:
+    """A compact, table-like text: what the teacher and the student read."""
+    start = datetime.fromisoformat(ctx["window_start"])
+    end = datetime.fromisoformat(ctx["window_end"])
+    lines = [
+        f"AIS snapshot {start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC, {ctx['region']}, "
+        f"centre {ctx['center_lat']:.3f}, {ctx['center_lon']:.3f}",
+    ]
+    if ctx["ports"]:
+        lines.append(
+            "Ports: " + "; ".join(f"{p['port']} ({p['lat']:.4f}, {p['lon']:.4f})" for p in ctx["ports"])
+        )
+    for z in ctx["zones"]:
+        lines.append(
+            f"Speed zone: {z['name']} - {z['speed_limit_kn']:g} kn limit for vessels >= {z['min_length_m']:g} m, "
+            f"in force {z['active']}; contains positions of {', '.join(str(m) for m in z['mmsis']) or 'none'}"
+        )
+    lines.append("Vessels: MMSI|name|type (code)|flag|class|length x beam m|draft m|nav status")
+    for v in ctx["vessels"]:
+        dims = f"{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}"
+        code = "-" if v["vessel_type"] is None else v["vessel_type"]
+        lines.append(
+            f"{v['mmsi']}|{v['name'] or '-'}|{v['type_group']} ({code})|{v['flag'] or '-'}|"
+            f"{v['transceiver'] or '-'}|{dims}|{_fmt(v['draft'])}|{v['status_label']}"
+        )
+    lines.append("Reports: MMSI|time UTC|lat|lon|SOG kn|COG deg|heading deg")
+    for r in ctx["reports"]:
+        t = datetime.fromisoformat(r["ts"])
+        lines.append(
+            f"{r['mmsi']}|{t:%H:%M:%S}|{r['lat']:.5f}|{r['lon']:.5f}|{_fmt(r['sog'])}|{_fmt(r['cog'])}|"
+            f"{_fmt(r['heading'], 0)}"
+        )
+    return "\n".join(lines)
+
+
+def _active_zones(ctx_lat: np.ndarray, ctx_lon: np.ndarray, mmsi: np.ndarray, when: datetime) -> list[dict]:
+    found = []
+    for zone in load_zones():
+        inside = zone.contains(ctx_lat, ctx_lon)
+        if inside.any():
+            found.append(
+                {
+                    "zone_id": zone.zone_id,
+                    "name": zone.name,
+                    "speed_limit_kn": zone.speed_limit_kn,
+                    "min_length_m": zone.min_length_m,
+                    "active": f"{zone.active_from} to {zone.active_to}",
+                    "in_force": bool(zone.active(when.month * 100 + when.day)),
+                    "mmsis": sorted({int(m) for m in mmsi[inside]}),
+                }
+            )
+    return found
+
+
+def build_context(
+    cell: dict[str, Any],
+    points: pl.DataFrame,
+    flags: dict[int, str],
+    params: ContextParams,
+    facts: FactsParams,
+    count_tokens,
+) -> dict[str, Any] | None:
+    """One context from the points of its (window, cell); trimmed farthest-first to fit the token budget."""
+    pts = points.sort("mmsi", "ts")
+    latest = pts.group_by("mmsi", maintain_order=True).last()
+    dist = haversine_nm(latest["lat"].to_numpy(), latest["lon"].to_numpy(), cell["lat"], cell["lon"])
+    order = latest["mmsi"].to_numpy()[np.argsort(dist, kind="stable")]
+    keep = list(order[: params.vessels_per_context])
+    window_end = cell["window_end"]
+    ports = load_ports()
+    port_d = haversine_nm(ports["lat"].to_numpy(), ports["lon"].to_numpy(), cell["lat"], cell["lon"])
+    near_ports = [
+        {"port": p, "lat": la, "lon": lo, "center_nm": float(d)}
+        for p, la, lo, d in zip(ports["port"], ports["lat"], ports["lon"], port_d, strict=True)
+        if d <= facts.port_area_nm + 2 * facts.port_radius_nm
+    ]
+    while len(keep) >= 2:
+        sub = pts.filter(pl.col("mmsi").is_in(keep))
+        vessels, reports = [], []
+        for mmsi in keep:
+            rows = sub.filter(pl.col("mmsi") == mmsi)
+            ts_s = rows["ts"].dt.epoch("s").to_numpy()
+            picked = _pick_report_rows(ts_s, rows["lat"].to_numpy(), rows["lon"].to_numpy(),
+                                       params.reports_per_vessel, facts)  # fmt: skip
+            last = rows.row(len(rows) - 1, named=True)
+            static = {c: rows[c].drop_nulls().tail(1).to_list() for c in
+                      ["vessel_name", "imo", "call_sign", "vessel_type", "length", "width", "draft", "transceiver"]}  # fmt: skip
+            static = {c: (v[0] if v else None) for c, v in static.items()}
+            vessels.append(
+                {
+                    "mmsi": int(mmsi),
+                    "name": static["vessel_name"],
+                    "imo": static["imo"],
+                    "call_sign": static["call_sign"],
+                    "vessel_type": static["vessel_type"],
+                    "type_group": type_group(static["vessel_type"]),
+                    "flag": flags.get(int(mmsi)),
+                    "transceiver": static["transceiver"],
+                    "length": static["length"],
+                    "width": static["width"],
+                    "draft": static["draft"],
+                    "status": last["status"],
+                    "status_label": status_label(last["status"]),
+                }
+            )
+            for i in picked:
+                r = rows.row(i, named=True)
+                reports.append(
+                    {
+                        "mmsi": int(mmsi),
+                        "ts": r["ts"].isoformat(),
+                        "lat": r["lat"],
+                        "lon": r["lon"],
+                        "sog": r["sog"],
+                        "cog": r["cog"],
+                        "heading": r["heading"],
+                        "status": r["status"],
+                    }
+                )
+        rep = pl.DataFrame(reports)
+        ctx = {
+            "window_start": cell["window"].isoformat(),
+            "window_end": window_end.isoformat(),
+            "center_lat": float(cell["lat"]),
+            "center_lon": float(cell["lon"]),
+            **{k: cell[k] for k in STRATA},
+            "nearest_port": cell["nearest_port"],
+            "nearest_port_nm": float(cell["nearest_port_nm"]),
+            "ports": near_ports,
+            "zones": _active_zones(
+                rep["lat"].to_numpy(), rep["lon"].to_numpy(), rep["mmsi"].to_numpy(), cell["window"]
+            ),  # fmt: skip
+            "vessels": vessels,
+            "reports": reports,
+        }
+        ctx["text"] = serialize(ctx)
+        ctx["n_tokens"] = count_tokens([ctx["text"]])[0]
+        if ctx["n_tokens"] <= params.token_budget:
+            return ctx
+        keep = keep[:-1]
+    return None
+
+
+def sample_contexts(
+    points: pl.LazyFrame,
+    flags: dict[int, str],
+    params: ContextParams,
+    facts: FactsParams,
+    count_tokens,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], pl.DataFrame, pl.DataFrame]:
+    """(contexts, all candidate cells with strata, strata table). Deterministic for a seed."""
+    from tqdm.auto import tqdm
+
+    cells = assign_strata(candidate_cells(points, params), params, facts)
+    chosen = stratified_sample(cells, params.n_contexts, params.seed)
+    window = pl.duration(seconds=int(params.window_minutes * 60))
+    chosen = chosen.with_columns(window_end=pl.col("window") + window)
+    keys = chosen.select("window", "cell_lat", "cell_lon")
+    cell = params.cell_deg
+    pts = (
+        points.filter(pl.col("station_kind") == "ship")
+        .with_columns(
+            window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
+            cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
+            cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
+        )
+        .join(keys.lazy(), on=["window", "cell_lat", "cell_lon"], how="semi")
+        .collect(engine="streaming")
+    )
+    by_cell = pts.partition_by("window", "cell_lat", "cell_lon", as_dict=True)
+    contexts = []
+    for row in tqdm(chosen.iter_rows(named=True), total=len(chosen), desc="contexts", disable=not progress):
+        ctx = build_context(
+            row,
+            by_cell[(row["window"], row["cell_lat"], row["cell_lon"])],
+            flags,
+            params,
+            facts,
+            count_tokens,
+        )
+        if ctx is not None:
+            ctx["context_id"] = f"ctx-{len(contexts):05d}"
+            contexts.append(ctx)
+    return contexts, cells, strata_table(cells, chosen)

@@ -1,0 +1,108 @@
+"""The rules teacher: deterministic, template-based QA pairs written straight from the fact sheets.
+
+A real baseline method (and the reason the offline run yields a usable dataset): its answers are correct by
+construction, so it also measures how far the LLM teachers fall short of the facts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from maritime_slm.generate.records import QAPair
+
+TEACHER_NAME = "rules"
+
+
+@lru_cache(maxsize=1)
+def templates() -> dict[str, dict[str, Any]]:
+    text = (resources.files("maritime_slm.generate") / "templates" / "rules.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def family(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def final_answer_text(fact: dict[str, Any]) -> str:
+    """The short, machine-checkable form of a fact's value."""
+    kind, value = fact["kind"], fact["value"]
+    if kind == "number":
+        return f"{value:.2f} {fact['unit']}"
+    if kind == "pair":
+        return f"{value[0]} and {value[1]}"
+    return str(value)
+
+
+class _Fields(dict):
+    """format_map fields; a missing support field shows as '?' rather than failing the whole pair."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fields(fact: dict[str, Any]) -> _Fields:
+    args = fact["key"].split(":")[1:]
+    fields = _Fields(fact["support"])
+    fields.update(
+        value=fact["value"] if fact["kind"] != "pair" else final_answer_text(fact),
+        unit=fact["unit"] or "",
+        label=fact["label"],
+        answer=final_answer_text(fact),
+        **{f"arg{i + 1}": a for i, a in enumerate(args)},
+    )
+    if "pair" in fields and isinstance(fields["pair"], list):
+        fields["pair"] = " and ".join(str(m) for m in fields["pair"])
+    return fields
+
+
+def pair_from_fact(fact: dict[str, Any], context_id: str, rng: random.Random) -> QAPair | None:
+    spec = templates().get(family(fact["key"]))
+    if not spec or not spec["questions"]:
+        return None
+    fields = _fields(fact)
+    question = rng.choice(spec["questions"]).format_map(fields)
+    reasoning = spec["reasoning"].format_map(fields)
+    final = final_answer_text(fact)
+    digest = hashlib.sha1(f"{context_id}|{fact['key']}|{question}".encode()).hexdigest()[:12]
+    return QAPair(
+        id=f"{TEACHER_NAME}-{digest}",
+        context_id=context_id,
+        category=fact["category"],
+        teacher=TEACHER_NAME,
+        question=question,
+        reasoning=reasoning,
+        answer=f"{reasoning} Final answer: {final}",
+        final_answer=final,
+        facts_ref=[fact["key"]],
+    )
+
+
+def choose_facts(
+    facts: list[dict[str, Any]], categories: list[str], n_pairs: int, rng: random.Random
+) -> list[dict[str, Any]]:
+    """n_pairs facts spread round-robin over the categories, without repeating a fact."""
+    pools = {
+        c: [f for f in facts if f["category"] == c and family(f["key"]) in templates()] for c in categories
+    }
+    for pool in pools.values():
+        rng.shuffle(pool)
+    chosen: list[dict[str, Any]] = []
+    while len(chosen) < n_pairs and any(pools.values()):
+        for c in categories:
+            if pools[c] and len(chosen) < n_pairs:
+                chosen.append(pools[c].pop())
+    return chosen
+
+
+def rules_pairs(
+    context_id: str, facts: list[dict[str, Any]], categories: list[str], n_pairs: int, seed: int
+) -> list[QAPair]:
+    rng = random.Random(f"{seed}:{context_id}:{TEACHER_NAME}")
+    pairs = [pair_from_fact(f, context_id, rng) for f in choose_facts(facts, categories, n_pairs, rng)]
+    return [p for p in pairs if p is not None]

@@ -1,0 +1,101 @@
+"""Fact sheets on a hand-made context whose answers are worked out by hand."""
+
+import pytest
+
+from maritime_slm.config import FactsParams
+from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
+from maritime_slm.generate.rules import final_answer_text, rules_pairs
+
+
+def _vessel(mmsi, name, vtype, group, flag, cls, length, status, label):
+    return {"mmsi": mmsi, "name": name, "imo": None, "call_sign": None, "vessel_type": vtype, "type_group": group,
+            "flag": flag, "transceiver": cls, "length": length, "width": 20.0, "draft": 8.0, "status": status,
+            "status_label": label}  # fmt: skip
+
+
+def _report(mmsi, ts, lat, lon, sog, cog, status):
+    return {"mmsi": mmsi, "ts": f"2022-01-03T{ts}+00:00", "lat": lat, "lon": lon, "sog": sog, "cog": cog,
+            "heading": None, "status": status}  # fmt: skip
+
+
+@pytest.fixture
+def context():
+    return {
+        "context_id": "ctx-test",
+        "ports": [{"port": "Houston", "lat": 29.0, "lon": -93.95, "center_nm": 1.0}],
+        "zones": [],
+        "vessels": [
+            _vessel(
+                367000001, "ALPHA", 70, "cargo", "United States", "A", 180.0, 0, "under way using engine"
+            ),
+            _vessel(367000002, "BRAVO", 80, "tanker", "United States", "A", 250.0, 1, "at anchor"),
+            _vessel(538000003, None, 37, "pleasure_sailing", "Marshall Islands", "B", 12.0, 15, "undefined"),
+        ],
+        "reports": [
+            # A steams east at 12 kn: 0.1 deg of longitude at 29 N in 10 min
+            _report(367000001, "00:00:00", 29.0, -94.0, 12.0, 90.0, 0),
+            _report(367000001, "00:10:00", 29.0, -93.9, 12.0, 90.0, 0),
+            # B reports "at anchor" but heads west at 5 kn, straight at A: head-on
+            _report(367000002, "00:10:00", 29.0, -93.8, 5.0, 270.0, 1),
+            # C sits still far away, with a 15-minute gap between reports
+            _report(538000003, "00:00:00", 30.0, -94.0, 0.0, None, 15),
+            _report(538000003, "00:15:00", 30.0, -94.0, 0.0, None, 15),
+        ],
+    }
+
+
+def by_key(facts):
+    return {f["key"]: f for f in facts}
+
+
+def test_every_category_has_facts(context):
+    facts = compute_facts(context, FactsParams())
+    assert {f["category"] for f in facts} == set(CATEGORIES)
+
+
+def test_hand_worked_values(context):
+    f = by_key(compute_facts(context, FactsParams()))
+    assert f["vessel_profile.longest_vessel"]["value"] == 367000002
+    assert f["vessel_profile.longest_length"]["value"] == 250.0
+    assert f["vessel_profile.flag:538000003"]["value"] == "Marshall Islands"
+    assert f["vessel_profile.class_b_count"]["value"] == 1
+    assert f["vessel_profile.count_type:tanker"]["value"] == 1
+    assert f["kinematics.fastest_vessel"]["value"] == 367000001
+    # 0.1 deg lon * cos(29 deg) * 60.04 nm/deg = 5.25 nm in 10 min -> 31.5 kn implied average
+    assert f["kinematics.distance:367000001"]["value"] == pytest.approx(5.25, abs=0.01)
+    assert f["kinematics.avg_speed:367000001"]["value"] == pytest.approx(31.5, abs=0.1)
+    assert f["kinematics.stationary_count"]["value"] == 1
+    assert f["traffic.total_vessels"]["value"] == 3
+    assert f["traffic.within:Houston"]["value"] == 1  # A is 2.6 nm away, B 7.9 nm
+    assert f["anomaly.gap_vessel"]["value"] == 538000003
+    assert f["anomaly.gap_minutes"]["value"] == pytest.approx(15.0)
+    assert f["anomaly.no_name_count"]["value"] == 1
+    assert f["anomaly.loitering_count"]["value"] == 1
+    assert f["anomaly.jump_vessel"]["value"] == "none"
+    # A and B close head-on at 17 kn from 5.25 nm: TCPA 18.5 min, CPA 0
+    assert sorted(f["collision_risk.min_cpa_pair"]["value"]) == [367000001, 367000002]
+    assert f["collision_risk.min_cpa_nm"]["value"] == pytest.approx(0.0, abs=0.01)
+    assert f["collision_risk.min_cpa_tcpa"]["value"] == pytest.approx(18.5, abs=0.2)
+    assert f["collision_risk.encounter_type"]["value"] == "head-on"
+    assert f["collision_risk.give_way"]["value"] == "both"
+    assert f["compliance.anchored_moving_count"]["value"] == 1
+    assert f["compliance.status_inconsistent_vessel"]["value"] == 367000002
+
+
+def test_facts_are_json_serialisable(context):
+    import json
+
+    facts = compute_facts(context, FactsParams())
+    assert json.loads(json.dumps(facts)) == facts
+
+
+def test_rules_teacher_is_deterministic_and_answers_from_facts(context):
+    facts = compute_facts(context, FactsParams())
+    pairs = rules_pairs("ctx-test", facts, CATEGORIES, 6, seed=0)
+    assert [p.category for p in pairs] == CATEGORIES
+    assert pairs == rules_pairs("ctx-test", facts, CATEGORIES, 6, seed=0)
+    keyed = by_key(facts)
+    for p in pairs:
+        assert p.final_answer == final_answer_text(keyed[p.facts_ref[0]])
+        assert "?" not in p.reasoning, p.reasoning
+        assert p.final_answer in p.answer
