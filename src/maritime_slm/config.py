@@ -123,8 +123,9 @@ class GenerateParams(Section):
     )
     pairs_per_context: int = Field(6, gt=0, description="per teacher and context, spread over categories")
     prompt_mode: Literal["raw", "facts"] = "raw"
-    budget_usd: float = Field(0.0, ge=0)
-    cache_dir: str | None = Field(None, description="shared request cache; default: inside the run folder")
+    budget_usd: float = Field(
+        0.0, ge=0, description="USD cap over the whole run folder (resumes included); 0 = pay nothing"
+    )
 
 
 # ---------------------------------------------------------------- 03 curate

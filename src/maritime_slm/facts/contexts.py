@@ -29,9 +29,10 @@ STRATA = ["region", "area", "time_of_day", "dominant_type", "density"]
 REGION_BOXES = [
     ("Alaska", 51.0, 72.0, -180.0, -129.0),
     ("Hawaii", 18.0, 23.5, -161.0, -154.0),
-    ("Caribbean", 17.0, 19.5, -68.5, -64.0),
+    ("Caribbean", 17.0, 19.5, -72.0, -64.0),
     ("Great Lakes", 41.0, 49.5, -92.5, -75.8),
     ("Gulf of Mexico", 17.0, 31.5, -98.0, -81.0),
+    ("Inland Rivers", 31.5, 41.0, -97.0, -82.0),
     ("West Coast", 30.0, 51.0, -130.0, -115.0),
     ("East Coast", 23.5, 48.0, -82.0, -60.0),
 ]
@@ -205,7 +206,13 @@ def serialize(ctx: dict[str, Any]) -> str:
             f"Speed zone: {z['name']} - {z['speed_limit_kn']:g} kn limit for vessels >= {z['min_length_m']:g} m, "
             f"in force {z['active']}; contains positions of {', '.join(str(m) for m in z['mmsis']) or 'none'}"
         )
-    lines.append("Vessels: MMSI|name|type (code)|flag|class|length x beam m|draft m|nav status")
+    lines.append(
+        "Vessels (MMSI|name|type (code)|flag|class|length x beam m|draft m|nav status), each followed by its "
+        "reports (time UTC|lat|lon|SOG kn|COG deg|heading deg):"
+    )
+    by_vessel: dict[int, list[dict[str, Any]]] = {}
+    for r in ctx["reports"]:
+        by_vessel.setdefault(r["mmsi"], []).append(r)
     for v in ctx["vessels"]:
         dims = f"{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}"
         code = "-" if v["vessel_type"] is None else v["vessel_type"]
@@ -213,13 +220,12 @@ def serialize(ctx: dict[str, Any]) -> str:
             f"{v['mmsi']}|{v['name'] or '-'}|{v['type_group']} ({code})|{v['flag'] or '-'}|"
             f"{v['transceiver'] or '-'}|{dims}|{_fmt(v['draft'])}|{v['status_label']}"
         )
-    lines.append("Reports: MMSI|time UTC|lat|lon|SOG kn|COG deg|heading deg")
-    for r in ctx["reports"]:
-        t = datetime.fromisoformat(r["ts"])
-        lines.append(
-            f"{r['mmsi']}|{t:%H:%M:%S}|{r['lat']:.5f}|{r['lon']:.5f}|{_fmt(r['sog'])}|{_fmt(r['cog'])}|"
-            f"{_fmt(r['heading'], 0)}"
-        )
+        for r in by_vessel.get(v["mmsi"], []):
+            t = datetime.fromisoformat(r["ts"])
+            lines.append(
+                f"  {t:%H:%M:%S}|{r['lat']:.4f}|{r['lon']:.4f}|{_fmt(r['sog'])}|{_fmt(r['cog'])}|"
+                f"{_fmt(r['heading'], 0)}"
+            )
     return "\n".join(lines)
 
 

@@ -1,0 +1,150 @@
+"""The multi-teacher run: the rules teacher plus every LLM teacher in params, through the shared cache/ledger/budget.
+
+Each LLM request asks one teacher for one pair of one category about one context. Local teachers get a
+llama.cpp server for the duration of their batch. A failed request is recorded (failures.jsonl and the ledger),
+never fatal; a budget stop ends the run cleanly with what finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maritime_slm.config import GenerateParams, ModelEndpoint
+from maritime_slm.generate.prompts import menu_facts, teacher_messages
+from maritime_slm.generate.records import QAPair, TeacherOutput
+from maritime_slm.generate.rules import rules_pairs
+from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
+
+
+@dataclass
+class GenerationResult:
+    pairs: list[QAPair]
+    failures: list[dict[str, Any]]
+    summaries: dict[str, str] = field(default_factory=dict)
+    stopped_by_budget: bool = False
+
+
+def _categories_for(n_pairs: int, categories: list[str]) -> list[tuple[str, int]]:
+    """(category, draw) for n_pairs requests, round-robin; `draw` separates repeated categories in the cache."""
+    return [(categories[i % len(categories)], i // len(categories)) for i in range(n_pairs)]
+
+
+def teacher_requests(
+    contexts: list[dict[str, Any]],
+    facts: dict[str, list[dict[str, Any]]],
+    params: GenerateParams,
+    teacher: str,
+) -> tuple[list[LLMRequest], list[tuple[str, str]]]:
+    requests, keys = [], []
+    for ctx in contexts:
+        cid = ctx["context_id"]
+        rng = random.Random(f"{cid}:{teacher}")
+        for category, draw in _categories_for(params.pairs_per_context, params.categories):
+            offered = menu_facts(facts[cid], category, rng)
+            if not offered:
+                continue
+            messages = teacher_messages(ctx["text"], offered, category, params.prompt_mode)
+            requests.append(LLMRequest(messages=messages, output=TeacherOutput, tag=category, sample=draw))
+            keys.append((cid, category))
+    return requests, keys
+
+
+def _pair_id(teacher: str, context_id: str, category: str, index: int) -> str:
+    digest = hashlib.sha1(f"{teacher}|{context_id}|{category}|{index}".encode()).hexdigest()[:12]
+    return f"{teacher}-{digest}"
+
+
+def run_teacher(
+    endpoint: ModelEndpoint,
+    contexts: list[dict[str, Any]],
+    facts: dict[str, list[dict[str, Any]]],
+    params: GenerateParams,
+    cache: RequestCache,
+    ledger: Ledger,
+    budget: Budget,
+) -> tuple[list[QAPair], list[dict[str, Any]], str, bool]:
+    requests, keys = teacher_requests(contexts, facts, params, endpoint.name)
+    batch = run_batch(
+        endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}"
+    )
+    pairs, failures = [], []
+    for i, ((cid, category), result) in enumerate(zip(keys, batch, strict=True)):
+        if result.ok:
+            out: TeacherOutput = result.value
+            pairs.append(
+                QAPair(
+                    id=_pair_id(endpoint.name, cid, category, i),
+                    context_id=cid,
+                    category=category,
+                    teacher=endpoint.name,
+                    question=out.question,
+                    reasoning=out.reasoning,
+                    answer=out.answer,
+                    final_answer=out.final_answer,
+                    facts_ref=[out.fact_key],
+                )
+            )
+        else:
+            failures.append(
+                {
+                    "teacher": endpoint.name,
+                    "context_id": cid,
+                    "category": category,
+                    "failure": result.failure,
+                    "detail": result.detail[:300],
+                    "text": (result.text or "")[:500],
+                }  # fmt: skip
+            )
+    return pairs, failures, batch.summary(), batch.stopped_by_budget
+
+
+def generate_pairs(
+    contexts: list[dict[str, Any]],
+    facts: dict[str, list[dict[str, Any]]],
+    params: GenerateParams,
+    stage_dir: Path,
+    llm_dir: Path,
+    seed: int,
+) -> GenerationResult:
+    """Pairs from every teacher. The cache and the call log live in `llm_dir`, outside the stage folder, so a
+    killed or failed stage resumes without paying twice; `ledger.csv` and `calls.jsonl` are copied into the stage.
+    """
+    pairs: list[QAPair] = []
+    if params.rules_teacher:
+        for ctx in contexts:
+            cid = ctx["context_id"]
+            pairs += rules_pairs(cid, facts[cid], params.categories, params.pairs_per_context, seed)
+    result = GenerationResult(pairs=pairs, failures=[])
+    if not params.teachers:
+        return result
+    cache = RequestCache(llm_dir / "cache.sqlite")
+    with Ledger(llm_dir / "generate") as ledger:
+        budget = Budget(params.budget_usd, spent_usd=ledger.total_usd())
+        with serving(params.teachers) as endpoints:
+            for endpoint in endpoints:
+                new, failed, summary, stopped = run_teacher(
+                    endpoint, contexts, facts, params, cache, ledger, budget
+                )
+                result.pairs += new
+                result.failures += failed
+                result.summaries[endpoint.name] = summary
+                if stopped:
+                    result.stopped_by_budget = True
+                    break
+        ledger.write_csv(stage_dir / "ledger.csv")
+        shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
+    return result
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> int:
+    with path.open("w") as fh:
+        for row in rows:
+            data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
+            fh.write(json.dumps(data, default=str) + "\n")
+    return len(rows)
