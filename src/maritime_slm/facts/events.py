@@ -1,0 +1,554 @@
+"""Events derived from tracks, each a polars frame: the ground truth behind anomaly, compliance and
+collision-risk questions.
+
+Every function takes the output of `build_tracks` (DataFrame or LazyFrame, sorted by mmsi, ts) and returns an
+eager DataFrame with one row per event. Multi-report events (loitering, status, speed zones, encounters) are
+episodes: maximal runs of consecutive reports of one vessel (within one track segment) that meet the test.
+Times are UTC datetimes, durations in minutes, distances in nm, speeds in knots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from maritime_slm.config import FactsParams
+from maritime_slm.facts.encounters import classify_encounter, cpa_tcpa
+from maritime_slm.facts.geo import NM_PER_DEG_LAT, haversine_nm_expr
+from maritime_slm.facts.tracks import minutes_between, prev
+from maritime_slm.facts.vessels import status_label_expr
+from maritime_slm.facts.zones import Zone, load_zones
+
+# Status codes whose low-speed dwell is declared, hence not loitering: 1 at anchor, 5 moored.
+DECLARED_STATIONARY = (1, 5)
+
+
+def _lazy(tracks: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    return tracks.lazy() if isinstance(tracks, pl.DataFrame) else tracks
+
+
+def _with_row(tracks) -> pl.LazyFrame:
+    """Row number in the (mmsi, ts)-sorted tracks: consecutive reports of a vessel have consecutive rows."""
+    return _lazy(tracks).with_row_index("_row")
+
+
+def _episode_ids(keys: list[str]) -> pl.Expr:
+    """Episode counter over flagged rows sorted by keys + _row: a new episode at any key change or row gap."""
+    new = pl.col("_row") != pl.col("_row").shift(1) + 1
+    for k in keys:
+        new = new | (pl.col(k) != pl.col(k).shift(1))
+    return new.fill_null(True).cum_sum()
+
+
+def reporting_gaps(tracks, gap_minutes: float) -> pl.DataFrame:
+    """Silences longer than `gap_minutes` between consecutive reports of a vessel.
+
+    Columns: mmsi, start, end, duration_min, distance_nm (straight line across the gap), implied_kn,
+    start_lat, start_lon, end_lat, end_lon.
+    """
+    return (
+        _lazy(tracks)
+        .with_columns(start=prev("ts"), start_lat=prev("lat"), start_lon=prev("lon"))
+        .filter(pl.col("dt_min") > gap_minutes)
+        .select(
+            "mmsi",
+            "start",
+            end=pl.col("ts"),
+            duration_min=pl.col("dt_min"),
+            distance_nm=pl.col("step_nm"),
+            implied_kn=pl.col("implied_kn"),
+            start_lat=pl.col("start_lat"),
+            start_lon=pl.col("start_lon"),
+            end_lat=pl.col("lat"),
+            end_lon=pl.col("lon"),
+        )
+        .collect()
+    )
+
+
+def position_jumps(
+    tracks,
+    jump_speed_kn: float,
+    gap_minutes: float,
+    sog_factor: float = 3.0,
+    sog_slack_kn: float = 5.0,
+    min_step_nm: float = 0.1,
+) -> pl.DataFrame:
+    """Steps between consecutive reports that the vessel cannot have sailed.
+
+    A step of at least `min_step_nm` (so GPS jitter over a few seconds never counts) is a jump when
+    - reason "implausible_speed": its implied speed exceeds the physical bound `jump_speed_kn`; or
+    - reason "exceeds_reported_sog": within continuous reporting (dt <= gap_minutes; across a long silence the
+      vessel may have sped up and slowed down) the implied speed exceeds sog_factor x the larger reported SOG
+      of the two fixes plus sog_slack_kn; or
+    - reason "duplicate_timestamp": two reports at the same instant in different places (implied speed
+      undefined; often two transmitters sharing one MMSI).
+    A single bad fix shows as two jumps (out and back). Columns: mmsi, start, end, dt_min, distance_nm,
+    implied_kn, sog_kn, reason, from_lat, from_lon, to_lat, to_lon.
+    """
+    sog_ref = pl.max_horizontal(prev("sog"), pl.col("sog"))
+    big = pl.col("step_nm") >= min_step_nm
+    reason = (
+        pl.when(big & (pl.col("dt_min") == 0))
+        .then(pl.lit("duplicate_timestamp"))
+        .when(big & (pl.col("implied_kn") > jump_speed_kn))
+        .then(pl.lit("implausible_speed"))
+        .when(
+            big
+            & (pl.col("dt_min") <= gap_minutes)
+            & sog_ref.is_not_null()
+            & (pl.col("implied_kn") > sog_factor * sog_ref + sog_slack_kn)
+        )
+        .then(pl.lit("exceeds_reported_sog"))
+    )
+    return (
+        _lazy(tracks)
+        .with_columns(
+            reason=reason,
+            start=prev("ts"),
+            sog_kn=sog_ref.cast(pl.Float64),
+            from_lat=prev("lat"),
+            from_lon=prev("lon"),
+        )
+        .filter(pl.col("reason").is_not_null())
+        .select(
+            "mmsi",
+            "start",
+            end=pl.col("ts"),
+            dt_min=pl.col("dt_min"),
+            distance_nm=pl.col("step_nm"),
+            implied_kn=pl.col("implied_kn"),
+            sog_kn=pl.col("sog_kn"),
+            reason=pl.col("reason"),
+            from_lat=pl.col("from_lat"),
+            from_lon=pl.col("from_lon"),
+            to_lat=pl.col("lat"),
+            to_lon=pl.col("lon"),
+        )
+        .collect()
+    )
+
+
+def status_inconsistencies(
+    tracks, anchor_max_sog_kn: float = 3.0, moored_max_sog_kn: float = 1.0
+) -> pl.DataFrame:
+    """Episodes where the declared navigational status contradicts the reported speed.
+
+    Status 1 (at anchor) with SOG > anchor_max_sog_kn, status 5 (moored) with SOG > moored_max_sog_kn; each
+    bound is exclusive (exactly 3.0 kn at anchor is consistent). Columns: mmsi, status, status_label, start,
+    end, duration_min, n_reports, max_sog_kn, mean_sog_kn, limit_kn.
+    """
+    limit = pl.when(pl.col("status") == 1).then(anchor_max_sog_kn).when(pl.col("status") == 5)
+    limit = limit.then(moored_max_sog_kn)
+    keys = ["mmsi", "segment", "status"]
+    return (
+        _with_row(tracks)
+        .with_columns(limit_kn=limit)
+        .filter(pl.col("limit_kn").is_not_null() & (pl.col("sog") > pl.col("limit_kn")))
+        .sort(keys + ["_row"])
+        .with_columns(_episode=_episode_ids(keys))
+        .group_by("_episode", maintain_order=True)
+        .agg(
+            pl.col("mmsi", "status", "limit_kn").first(),
+            start=pl.col("ts").first(),
+            end=pl.col("ts").last(),
+            n_reports=pl.len(),
+            max_sog_kn=pl.col("sog").max().cast(pl.Float64),
+            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+        )
+        .select(
+            "mmsi",
+            "status",
+            status_label=status_label_expr("status"),
+            start=pl.col("start"),
+            end=pl.col("end"),
+            duration_min=minutes_between("start", "end"),
+            n_reports=pl.col("n_reports"),
+            max_sog_kn=pl.col("max_sog_kn"),
+            mean_sog_kn=pl.col("mean_sog_kn"),
+            limit_kn=pl.col("limit_kn"),
+        )
+        .sort(["start", "mmsi"])
+        .collect()
+    )
+
+
+def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0) -> pl.DataFrame:
+    """Episodes where a vessel stays within a small area at low speed for at least `minutes`.
+
+    A report "loiters" when every report of its segment in the trailing window [t - minutes, t] lies within
+    `radius_nm` of the window's bounding-box centre (half the box diagonal <= radius), every report in it has
+    SOG <= max_sog_kn (null SOG passes on position alone), and the vessel does not declare
+    itself at anchor or moored (status 1, 5: that dwell is declared, not anomalous). Consecutive loitering
+    reports form an episode that starts at the first report of the first window; episodes shorter than
+    `minutes` are dropped and overlapping ones merged. A vessel at a berth reporting status 0 loiters by this
+    definition; mean_sog_kn tells the drifting from the tied-up.
+    Columns: mmsi, segment, start, end, duration_min, n_reports, lat, lon (mean position), extent_nm (largest
+    distance from it), mean_sog_kn, max_sog_kn.
+    """
+    window = f"{max(1, round(minutes * 60))}s"
+    grp = ["mmsi", "segment"]
+
+    def roll(expr: pl.Expr, how: str) -> pl.Expr:
+        return getattr(expr, f"rolling_{how}_by")("ts", window_size=window, closed="both").over(grp)
+
+    lf = _with_row(tracks)
+    rows = lf.select("_row", "mmsi", "segment", "ts", "lat", "lon", "sog", "status")
+    half_diag = (
+        ((pl.col("_lat_max") - pl.col("_lat_min")) * NM_PER_DEG_LAT) ** 2
+        + (
+            (pl.col("_lon_max") - pl.col("_lon_min"))
+            * NM_PER_DEG_LAT
+            * ((pl.col("_lat_max") + pl.col("_lat_min")) / 2).radians().cos()
+        )
+        ** 2
+    ).sqrt() / 2
+    flagged = (
+        rows.with_columns(
+            _lat_min=roll(pl.col("lat"), "min"),
+            _lat_max=roll(pl.col("lat"), "max"),
+            _lon_min=roll(pl.col("lon"), "min"),
+            _lon_max=roll(pl.col("lon"), "max"),
+            _sog_max=roll(pl.col("sog").cast(pl.Float64), "max"),
+            _win_row=roll(pl.col("_row").cast(pl.Int64), "min"),
+            _win_ts=roll(pl.col("ts"), "min"),
+        )
+        .filter(
+            (half_diag <= radius_nm)
+            & (pl.col("_sog_max").is_null() | (pl.col("_sog_max") <= max_sog_kn))
+            & ~pl.col("status").is_in(DECLARED_STATIONARY).fill_null(False)
+        )
+        .sort(grp + ["_row"])
+        .with_columns(_episode=_episode_ids(grp))
+        .group_by("_episode", maintain_order=True)
+        .agg(
+            pl.col("mmsi", "segment").first(),
+            first_row=pl.col("_win_row").min(),
+            last_row=pl.col("_row").max().cast(pl.Int64),
+        )
+    )
+    merged = (
+        flagged.sort("first_row")
+        .with_columns(
+            _new=(
+                (pl.col("first_row") > pl.col("last_row").shift(1) + 1)
+                | (pl.col("mmsi") != pl.col("mmsi").shift(1))
+                | (pl.col("segment") != pl.col("segment").shift(1))
+            ).fill_null(True)
+        )
+        .with_columns(_episode=pl.col("_new").cum_sum())
+        .group_by("_episode", maintain_order=True)
+        .agg(pl.col("first_row").min(), pl.col("last_row").max())
+    )
+    members = (
+        rows.with_columns(pl.col("_row").cast(pl.Int64))
+        .join_asof(merged, left_on="_row", right_on="first_row", strategy="backward")
+        .filter(pl.col("_row") <= pl.col("last_row"))
+    )
+    episodes = (
+        members.group_by("_episode")
+        .agg(
+            pl.col("mmsi", "segment").first(),
+            start=pl.col("ts").min(),
+            end=pl.col("ts").max(),
+            n_reports=pl.len(),
+            lat=pl.col("lat").mean(),
+            lon=pl.col("lon").mean(),
+            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+            max_sog_kn=pl.col("sog").max().cast(pl.Float64),
+        )
+        .with_columns(duration_min=minutes_between("start", "end"))
+        .filter(pl.col("duration_min") >= minutes)
+    )
+    extent = (
+        members.join(episodes.select("_episode", c_lat="lat", c_lon="lon"), on="_episode")
+        .group_by("_episode")
+        .agg(
+            extent_nm=haversine_nm_expr(pl.col("c_lat"), pl.col("c_lon"), pl.col("lat"), pl.col("lon")).max()
+        )
+    )
+    return (
+        episodes.join(extent, on="_episode")
+        .select(
+            "mmsi",
+            "segment",
+            "start",
+            "end",
+            "duration_min",
+            "n_reports",
+            "lat",
+            "lon",
+            "extent_nm",
+            "mean_sog_kn",
+            "max_sog_kn",
+        )
+        .sort(["start", "mmsi"])
+        .collect()
+    )
+
+
+def speed_zone_violations(tracks, zones: list[Zone] | None = None) -> pl.DataFrame:
+    """Episodes of reports inside an active speed-restricted zone with SOG above its limit.
+
+    Applies each zone's rule as written: length >= min_length_m (reports with unknown length are not
+    judged), SOG strictly above speed_limit_kn, the report's UTC calendar date inside the season (inclusive).
+    Default zones: the shipped right-whale SMAs (see `maritime_slm.facts.zones`).
+    Columns: mmsi, zone_id, zone_name, regulation, start, end, duration_min, n_reports, max_sog_kn,
+    mean_sog_kn, speed_limit_kn, length_m.
+    """
+    zones = load_zones() if zones is None else zones
+    out_schema = {
+        "mmsi": pl.Int32,
+        "zone_id": pl.String,
+        "zone_name": pl.String,
+        "regulation": pl.String,
+        "start": pl.Datetime("us", "UTC"),
+        "end": pl.Datetime("us", "UTC"),
+        "duration_min": pl.Float64,
+        "n_reports": pl.UInt32,
+        "max_sog_kn": pl.Float64,
+        "mean_sog_kn": pl.Float64,
+        "speed_limit_kn": pl.Float64,
+        "length_m": pl.Float64,
+    }
+    if not zones:
+        return pl.DataFrame(schema=out_schema)
+    cand = (
+        _with_row(tracks)
+        .filter(
+            (pl.col("sog") > min(z.speed_limit_kn for z in zones))
+            & (pl.col("length") >= min(z.min_length_m for z in zones))
+        )
+        .select(
+            "_row",
+            "mmsi",
+            "segment",
+            "ts",
+            "lat",
+            "lon",
+            "sog",
+            "length",
+            _md=pl.col("ts").dt.month().cast(pl.Int32) * 100 + pl.col("ts").dt.day().cast(pl.Int32),
+        )
+        .collect()
+    )
+    lat, lon = cand["lat"].to_numpy(), cand["lon"].to_numpy()
+    sog = cand["sog"].cast(pl.Float64).to_numpy()
+    length = cand["length"].cast(pl.Float64).to_numpy()
+    md = cand["_md"].to_numpy()
+    pieces = []
+    for z in zones:
+        hit = (sog > z.speed_limit_kn) & (length >= z.min_length_m) & z.active(md) & z.contains(lat, lon)
+        if hit.any():
+            pieces.append(
+                cand.filter(pl.Series(hit)).with_columns(
+                    zone_id=pl.lit(z.zone_id),
+                    zone_name=pl.lit(z.name),
+                    regulation=pl.lit(z.regulation),
+                    speed_limit_kn=pl.lit(z.speed_limit_kn),
+                )
+            )
+    if not pieces:
+        return pl.DataFrame(schema=out_schema)
+    keys = ["zone_id", "mmsi", "segment"]
+    return (
+        pl.concat(pieces)
+        .sort(keys + ["_row"])
+        .with_columns(_episode=_episode_ids(keys))
+        .group_by("_episode", maintain_order=True)
+        .agg(
+            pl.col("mmsi", "zone_id", "zone_name", "regulation", "speed_limit_kn").first(),
+            start=pl.col("ts").first(),
+            end=pl.col("ts").last(),
+            n_reports=pl.len(),
+            max_sog_kn=pl.col("sog").max().cast(pl.Float64),
+            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+            length_m=pl.col("length").max().cast(pl.Float64),
+        )
+        .with_columns(duration_min=minutes_between("start", "end"))
+        .select(list(out_schema))
+        .cast(out_schema)
+        .sort(["start", "mmsi"])
+    )
+
+
+def snapshot_positions(tracks, step_min: float) -> pl.LazyFrame:
+    """Each vessel's latest report in [t - step, t) dead-reckoned to t, for t on a `step_min` grid.
+
+    Only reports with SOG and COG, from ships (station_kind null or "ship": not aids to navigation, SAR
+    aircraft or beacons). Columns: snap, mmsi, ts, lat, lon (at snap), sog, cog, heading.
+    """
+    every = f"{max(1, round(step_min * 60))}s"
+    step = pl.duration(seconds=max(1, round(step_min * 60)))
+    lf = _lazy(tracks)
+    is_ship = pl.col("station_kind").is_null() | (pl.col("station_kind") == "ship")
+    hours = pl.col("_age_min") / 60.0
+    cog = pl.col("cog").cast(pl.Float64).radians()
+    sog = pl.col("sog").cast(pl.Float64)
+    return (
+        lf.filter(pl.col("sog").is_not_null() & pl.col("cog").is_not_null() & is_ship)
+        .select(
+            "mmsi",
+            "ts",
+            "lat",
+            "lon",
+            "sog",
+            "cog",
+            "heading",
+            snap=pl.col("ts").dt.truncate(every) + step,
+        )
+        .group_by(["mmsi", "snap"], maintain_order=True)
+        .last()
+        .with_columns(_age_min=minutes_between("ts", "snap"))
+        .with_columns(
+            lat=pl.col("lat") + sog * cog.cos() * hours / NM_PER_DEG_LAT,
+            lon=pl.col("lon") + sog * cog.sin() * hours / (NM_PER_DEG_LAT * pl.col("lat").radians().cos()),
+        )
+        .drop("_age_min")
+    )
+
+
+def _candidate_pairs(
+    snaps: pl.LazyFrame, close_nm: float, horizon_min: float, moving_kn: float, cell_nm: float
+):
+    """Pairs whose swept boxes over the horizon (padded by close_nm / 2) share a grid cell.
+
+    If two vessels come within close_nm at some time in [0, horizon], their midpoint then lies in both padded
+    boxes, so no qualifying pair is missed. At least one vessel of a pair must be moving (>= moving_kn): two
+    stationary vessels never close. Each pair appears once (the lowest shared cell).
+    """
+    cell_deg = cell_nm / NM_PER_DEG_LAT
+    h = horizon_min / 60.0
+    sog = pl.col("sog").cast(pl.Float64)
+    cog = pl.col("cog").cast(pl.Float64).radians()
+    coslat = pl.col("lat").radians().cos().clip(0.05, 1.0)
+    lat_end = pl.col("lat") + sog * cog.cos() * h / NM_PER_DEG_LAT
+    lon_end = pl.col("lon") + sog * cog.sin() * h / (NM_PER_DEG_LAT * coslat)
+    pad_lat = 0.55 * close_nm / NM_PER_DEG_LAT
+    pad_lon = pad_lat / coslat
+    boxes = snaps.with_columns(
+        _cx0=((pl.min_horizontal("lon", lon_end) - pad_lon) / cell_deg).floor().cast(pl.Int32),
+        _cx1=((pl.max_horizontal("lon", lon_end) + pad_lon) / cell_deg).floor().cast(pl.Int32),
+        _cy0=((pl.min_horizontal("lat", lat_end) - pad_lat) / cell_deg).floor().cast(pl.Int32),
+        _cy1=((pl.max_horizontal("lat", lat_end) + pad_lat) / cell_deg).floor().cast(pl.Int32),
+        _moving=sog >= moving_kn,
+    )
+    cells = (
+        boxes.with_columns(_cx=pl.int_ranges("_cx0", pl.col("_cx1") + 1))
+        .explode("_cx")
+        .with_columns(_cy=pl.int_ranges("_cy0", pl.col("_cy1") + 1))
+        .explode("_cy")
+    )
+    movers = cells.filter(pl.col("_moving"))
+    pairs = movers.join(cells, on=["snap", "_cx", "_cy"], suffix="_b").filter(
+        (pl.col("mmsi") != pl.col("mmsi_b"))
+        & (~pl.col("_moving_b") | (pl.col("mmsi") < pl.col("mmsi_b")))
+        & (pl.col("_cx") == pl.max_horizontal("_cx0", "_cx0_b"))
+        & (pl.col("_cy") == pl.max_horizontal("_cy0", "_cy0_b"))
+    )
+    fields = ["mmsi", "ts", "lat", "lon", "sog", "cog", "heading"]
+    swap = pl.col("mmsi") > pl.col("mmsi_b")
+    return pairs.select(
+        "snap",
+        *[pl.when(swap).then(pl.col(f"{f}_b")).otherwise(pl.col(f)).alias(f"{f}_1") for f in fields],
+        *[pl.when(swap).then(pl.col(f)).otherwise(pl.col(f"{f}_b")).alias(f"{f}_2") for f in fields],
+    )
+
+
+def close_encounters(
+    tracks,
+    close_nm: float,
+    horizon_min: float,
+    step_min: float = 5.0,
+    min_rel_speed_kn: float = 1.0,
+    cell_nm: float = 3.0,
+) -> pl.DataFrame:
+    """Pairs predicted to pass within `close_nm` in the next `horizon_min` minutes, as episodes.
+
+    Every `step_min` minutes each vessel's latest report is dead-reckoned to the snapshot time; a pair
+    qualifies at that snapshot when it is closing (0 < TCPA <= horizon), CPA < close_nm, and its relative
+    speed is >= min_rel_speed_kn (moored neighbours with jittery SOG are not encounters). Consecutive
+    qualifying snapshots of a pair form one episode, described at its first snapshot (ts = start): the
+    situation when risk first arises fixes the COLREGs roles (Rule 13(d)), so encounter and give_way are
+    classified there (see `classify_encounter`; "first"/"second" mean mmsi_1 < mmsi_2); min_cpa_nm is the
+    smallest predicted CPA over the episode. Columns: mmsi_1, mmsi_2, start, end, n_snapshots, min_cpa_nm,
+    ts, distance_nm, cpa_nm, tcpa_min, cpa_time, encounter, give_way, give_way_mmsi, lat_1, lon_1, sog_1,
+    cog_1, lat_2, lon_2, sog_2, cog_2 (positions dead-reckoned to ts).
+    """
+    snaps = snapshot_positions(tracks, step_min)
+    pairs = _candidate_pairs(snaps, close_nm, horizon_min, min_rel_speed_kn / 2.0, cell_nm).collect()
+    kin = ("lat", "lon", "sog", "cog")
+
+    def arrays(frame: pl.DataFrame) -> list[np.ndarray]:
+        return [frame[f"{f}_{i}"].cast(pl.Float64).to_numpy() for i in (1, 2) for f in kin]
+
+    lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2 = arrays(pairs)
+    cpa, tcpa = cpa_tcpa(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    rel_speed = np.abs(sog2 * np.exp(1j * np.radians(cog2)) - sog1 * np.exp(1j * np.radians(cog1)))
+    keep = (tcpa > 0) & (tcpa <= horizon_min) & (cpa < close_nm) & (rel_speed >= min_rel_speed_kn)
+    hits = pairs.with_columns(cpa_nm=pl.Series(cpa), tcpa_min=pl.Series(tcpa)).filter(pl.Series(keep))
+    encounter, give_way = classify_encounter(
+        *arrays(hits),
+        heading1=hits["heading_1"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        heading2=hits["heading_2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+    )
+    step_us = max(1, round(step_min * 60)) * 1_000_000
+    keys = ["mmsi_1", "mmsi_2"]
+    new = (pl.col("snap") - pl.col("snap").shift(1)).dt.total_microseconds() > step_us
+    for k in keys:
+        new = new | (pl.col(k) != pl.col(k).shift(1))
+    tcpa_us = (pl.col("tcpa_min") * 60e6).round().cast(pl.Int64)
+    give_way_mmsi = pl.when(pl.col("give_way") == "first").then(pl.col("mmsi_1"))
+    give_way_mmsi = give_way_mmsi.when(pl.col("give_way") == "second").then(pl.col("mmsi_2"))
+    return (
+        hits.with_columns(
+            encounter=pl.Series(np.asarray(encounter, dtype=str).ravel(), dtype=pl.String),
+            give_way=pl.Series(np.asarray(give_way, dtype=str).ravel(), dtype=pl.String),
+            distance_nm=haversine_nm_expr(pl.col("lat_1"), pl.col("lon_1"), pl.col("lat_2"), pl.col("lon_2")),
+        )
+        .sort(keys + ["snap"])
+        .with_columns(_episode=new.fill_null(True).cum_sum())
+        .group_by("_episode", maintain_order=True)
+        .agg(
+            start=pl.col("snap").min(),
+            end=pl.col("snap").max(),
+            n_snapshots=pl.len(),
+            min_cpa_nm=pl.col("cpa_nm").min(),
+            _first=pl.struct(pl.all()).first(),
+        )
+        .unnest("_first")
+        .select(
+            "mmsi_1",
+            "mmsi_2",
+            "start",
+            "end",
+            "n_snapshots",
+            "min_cpa_nm",
+            ts=pl.col("snap"),
+            distance_nm=pl.col("distance_nm"),
+            cpa_nm=pl.col("cpa_nm"),
+            tcpa_min=pl.col("tcpa_min"),
+            cpa_time=pl.col("snap") + pl.duration(microseconds=tcpa_us),
+            encounter=pl.col("encounter"),
+            give_way=pl.col("give_way"),
+            give_way_mmsi=give_way_mmsi,
+            **{f"{f}_{i}": pl.col(f"{f}_{i}").cast(pl.Float64) for i in (1, 2) for f in kin},
+        )
+        .sort(["start", "mmsi_1", "mmsi_2"])
+    )
+
+
+def detect_events(tracks, params: FactsParams, zones: list[Zone] | None = None) -> dict[str, pl.DataFrame]:
+    """All event tables for a tracks frame, with thresholds from `FactsParams`.
+
+    Keys: gaps, jumps, loitering, status, speed_zones, encounters. The tracks are materialised once.
+    """
+    df = tracks.collect() if isinstance(tracks, pl.LazyFrame) else tracks
+    return {
+        "gaps": reporting_gaps(df, params.gap_minutes),
+        "jumps": position_jumps(df, params.jump_speed_kn, params.gap_minutes),
+        "loitering": loitering(df, params.loiter_radius_nm, params.loiter_minutes),
+        "status": status_inconsistencies(df),
+        "speed_zones": speed_zone_violations(df, zones),
+        "encounters": close_encounters(df, params.close_encounter_nm, params.cpa_horizon_min),
+    }
