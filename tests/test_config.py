@@ -1,5 +1,7 @@
 """Params fail before any work starts, naming the file, the key and what was expected."""
 
+import shutil
+
 import pytest
 
 from maritime_slm.config import PARAMS_DIR, ParamsError, load_params, parse_override
@@ -25,6 +27,7 @@ def test_paper_profile_without_data_names_the_missing_input():
 
 
 def test_unknown_key_is_named(tmp_path):
+    shutil.copytree(PARAMS_DIR / "shared", tmp_path / "shared")
     bad = tmp_path / "bad.yaml"
     bad.write_text((PARAMS_DIR / "smoke.yaml").read_text().replace("  max_steps: 4", "  max_stepz: 4"))
     with pytest.raises(ParamsError) as err:
@@ -76,3 +79,15 @@ def test_malformed_override(text):
 def test_missing_input_file_fails_before_work():
     with pytest.raises(ParamsError, match=r"ingest.inputs': no file matches 'data/none.csv'"):
         load_params("default", ["ingest.inputs=[data/none.csv]"])
+
+
+def test_missing_include_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("include: [nowhere.yaml]\nprofile: x\n")
+    with pytest.raises(ParamsError, match=r"bad.yaml: key 'include': file not found: .*nowhere.yaml"):
+        load_params(str(bad))
+
+
+def test_cost_scenario_with_unpriced_model_fails():
+    with pytest.raises(ParamsError, match=r"scenarios.this_run.api_model 'gpt-9' has no price"):
+        load_params("smoke", ["cost.scenarios.this_run.api_model=gpt-9"])

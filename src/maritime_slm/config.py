@@ -186,18 +186,64 @@ class EvaluateParams(Section):
 
 
 # ---------------------------------------------------------------- 06 cost
-class CostParams(Section):
-    queries_per_day: float = Field(1_000_000, gt=0)
-    input_tokens_per_query: float = Field(1500, gt=0)
-    output_tokens_per_query: float = Field(225, gt=0)
+class ApiPrice(Section):
+    price_in_per_m: float = Field(ge=0, description="USD per 1M input tokens")
+    price_out_per_m: float = Field(ge=0, description="USD per 1M output tokens")
+    read_on: str = Field(description="when and where the price was read")
+
+
+class ServingParams(Section):
+    """How the fine-tuned SLM is served: an instance price and the throughput one instance sustains."""
+
+    label: str
+    hour_usd: float = Field(gt=0, description="USD per instance-hour")
+    queries_per_s: float | None = Field(None, gt=0, description="per instance; None = measured in 05")
+    utilisation: float = Field(1.0, gt=0, le=1, description="share of an instance's peak throughput used")
+    min_instances: int = Field(1, gt=0)
+
+
+class CostScenario(Section):
+    queries_per_day: float = Field(gt=0)
+    input_tokens_per_query: float | None = Field(None, gt=0, description="None = measured in 05")
+    output_tokens_per_query: float | None = Field(None, gt=0, description="None = measured in 05")
     api_model: str = "gpt-4o"
-    api_price_in_per_m: float = Field(2.50, ge=0)
-    api_price_out_per_m: float = Field(10.00, ge=0)
-    prices_read_on: str = "2025-09"
-    gpu_hour_usd: float = Field(0.96, ge=0)
-    gpu_instances: int = Field(1, gt=0)
-    hours_per_year: float = Field(8760, gt=0)
+    serving: ServingParams
+    one_time_usd: dict[str, float] | None = Field(
+        None, description="named one-time costs (generation, training, ...); None = from this run's ledgers"
+    )
+    source: str = Field("", description="which inputs are the paper's and which are ours")
+
+
+class CostParams(Section):
+    api_prices: dict[str, ApiPrice] = Field(
+        default_factory=lambda: {
+            "gpt-4o": ApiPrice(
+                price_in_per_m=2.50, price_out_per_m=10.00, read_on="2025-09, OpenAI list price"
+            ),
+            "o3-mini": ApiPrice(
+                price_in_per_m=1.10, price_out_per_m=4.40, read_on="2025-09, OpenAI list price"
+            ),
+        }
+    )
     days_per_year: float = Field(365, gt=0)
+    scenarios: dict[str, CostScenario] = Field(default_factory=dict)
+    sensitivity_queries_per_day: list[float] = Field(
+        default_factory=lambda: [1e3, 1e4, 1e5, 1e6, 1e7], description="grid for the sensitivity table"
+    )
+    sensitivity_tokens_scale: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0], description="x the scenario's tokens per query"
+    )
+    horizon_days: int = Field(730, gt=0, description="x-axis of figure_6")
+
+    @model_validator(mode="after")
+    def _known_models(self) -> CostParams:
+        for name, scenario in self.scenarios.items():
+            if scenario.api_model not in self.api_prices:
+                known = ", ".join(sorted(self.api_prices))
+                raise ValueError(
+                    f"scenarios.{name}.api_model '{scenario.api_model}' has no price (known: {known})"
+                )
+        return self
 
 
 class Params(Section):
@@ -272,6 +318,35 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
     return data
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`include: [shared/cost.yaml]` pulls in blocks shared by profiles; the profile's own keys win."""
+    includes = data.pop("include", None) or []
+    if not isinstance(includes, list):
+        raise ParamsError(
+            f"{path}: key 'include': expected a list of YAML files, got {type(includes).__name__}"
+        )
+    base: dict[str, Any] = {}
+    for name in includes:
+        inc = path.parent / name
+        if not inc.is_file():
+            raise ParamsError(f"{path}: key 'include': file not found: {inc}")
+        loaded = yaml.safe_load(inc.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ParamsError(f"{inc}: expected a mapping at the top level")
+        base = deep_merge(base, resolve_includes(loaded, inc))
+    return deep_merge(base, data)
+
+
 def load_params(profile: str, overrides: list[str] | None = None) -> Params:
     """Read, override and validate a profile. Raises ParamsError naming the file and key."""
     path = profile_path(profile)
@@ -284,6 +359,7 @@ def load_params(profile: str, overrides: list[str] | None = None) -> Params:
         raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = resolve_includes(data, path)
     source = str(path) + (f" with overrides {overrides}" if overrides else "")
     data = apply_overrides(data, overrides or [], source)
     try:
