@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, make_notebook
+from testkit import ROOT, make_notebook
 
 from maritime_slm.runner import commit_stage_dir, parse_stages, recover_stage_dir, run
 

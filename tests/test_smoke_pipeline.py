@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import ROOT
+from testkit import ROOT
 
 FAKE_KEY = "sk-test-" + "Zq7" * 12
 # Stages whose notebooks do real work; the others record `implemented: false` until their issue lands.

@@ -122,6 +122,9 @@ class GenerateParams(Section):
         ]
     )
     pairs_per_context: int = Field(6, gt=0, description="per teacher and context, spread over categories")
+    llm_max_contexts: int | None = Field(
+        None, gt=0, description="LLM teachers see only the first N contexts (None = all; caps a slow local server)"
+    )
     prompt_mode: Literal["raw", "facts"] = "raw"
     budget_usd: float = Field(
         0.0, ge=0, description="USD cap over the whole run folder (resumes included); 0 = pay nothing"

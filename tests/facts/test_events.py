@@ -164,6 +164,18 @@ def test_loitering_exact(make_points):
     assert ev["mean_sog_kn"].to_list() == pytest.approx([0.8, 0.8, 0.3])
 
 
+def test_slow_transit_is_not_loitering(make_points):
+    """1.5 kn in a straight line: each 15-min window spans 0.375 nm (inside a 0.5 nm circle), but over the
+    hour the vessel covers 1.5 nm, so the run as a whole does not stay within 0.5 nm of one spot."""
+    slow = track(26, range(61), sog=1.5, cog=45.0, origin=(40.0, -70.0))
+    assert loitering(tracks_of(make_points, slow), radius_nm=0.5, minutes=15).height == 0
+    # the same vessel at 0.5 kn covers 0.5 nm in the hour: within 0.25 nm of its mean position
+    crawl = track(27, range(61), sog=0.5, cog=45.0, origin=(40.0, -70.0))
+    ev = loitering(tracks_of(make_points, crawl), radius_nm=0.5, minutes=15)
+    assert (ev["start"].to_list(), ev["end"].to_list()) == ([at_min(0)], [at_min(60)])
+    assert ev["extent_nm"][0] == pytest.approx(0.25, rel=1e-3)
+
+
 def test_loitering_respects_segments(make_points):
     """Two 10-minute dwells split by a 30-minute silence are not a 40-minute loiter."""
     rows = drifting(30, list(range(10)) + list(range(40, 50)), (40.0, -70.0))

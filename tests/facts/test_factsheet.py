@@ -1,47 +1,16 @@
 """Fact sheets on a hand-made context whose answers are worked out by hand."""
 
 import pytest
+from testkit import hand_made_context
 
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
 from maritime_slm.generate.rules import final_answer_text, rules_pairs
 
 
-def _vessel(mmsi, name, vtype, group, flag, cls, length, status, label):
-    return {"mmsi": mmsi, "name": name, "imo": None, "call_sign": None, "vessel_type": vtype, "type_group": group,
-            "flag": flag, "transceiver": cls, "length": length, "width": 20.0, "draft": 8.0, "status": status,
-            "status_label": label}  # fmt: skip
-
-
-def _report(mmsi, ts, lat, lon, sog, cog, status):
-    return {"mmsi": mmsi, "ts": f"2022-01-03T{ts}+00:00", "lat": lat, "lon": lon, "sog": sog, "cog": cog,
-            "heading": None, "status": status}  # fmt: skip
-
-
 @pytest.fixture
 def context():
-    return {
-        "context_id": "ctx-test",
-        "ports": [{"port": "Houston", "lat": 29.0, "lon": -93.95, "center_nm": 1.0}],
-        "zones": [],
-        "vessels": [
-            _vessel(
-                367000001, "ALPHA", 70, "cargo", "United States", "A", 180.0, 0, "under way using engine"
-            ),
-            _vessel(367000002, "BRAVO", 80, "tanker", "United States", "A", 250.0, 1, "at anchor"),
-            _vessel(538000003, None, 37, "pleasure_sailing", "Marshall Islands", "B", 12.0, 15, "undefined"),
-        ],
-        "reports": [
-            # A steams east at 12 kn: 0.1 deg of longitude at 29 N in 10 min
-            _report(367000001, "00:00:00", 29.0, -94.0, 12.0, 90.0, 0),
-            _report(367000001, "00:10:00", 29.0, -93.9, 12.0, 90.0, 0),
-            # B reports "at anchor" but heads west at 5 kn, straight at A: head-on
-            _report(367000002, "00:10:00", 29.0, -93.8, 5.0, 270.0, 1),
-            # C sits still far away, with a 15-minute gap between reports
-            _report(538000003, "00:00:00", 30.0, -94.0, 0.0, None, 15),
-            _report(538000003, "00:15:00", 30.0, -94.0, 0.0, None, 15),
-        ],
-    }
+    return hand_made_context()
 
 
 def by_key(facts):

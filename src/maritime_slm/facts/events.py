@@ -174,15 +174,17 @@ def status_inconsistencies(
 
 
 def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0) -> pl.DataFrame:
-    """Episodes where a vessel stays within a small area at low speed for at least `minutes`.
+    """Episodes where a vessel stays within `radius_nm` of one spot at low speed for at least `minutes`.
 
-    A report "loiters" when every report of its segment in the trailing window [t - minutes, t] lies within
-    `radius_nm` of the window's bounding-box centre (half the box diagonal <= radius), every report in it has
-    SOG <= max_sog_kn (null SOG passes on position alone), and the vessel does not declare
-    itself at anchor or moored (status 1, 5: that dwell is declared, not anomalous). Consecutive loitering
-    reports form an episode that starts at the first report of the first window; episodes shorter than
-    `minutes` are dropped and overlapping ones merged. A vessel at a berth reporting status 0 loiters by this
-    definition; mean_sog_kn tells the drifting from the tied-up.
+    Candidates: a report qualifies when every report of its segment in the trailing window [t - minutes, t]
+    lies within `radius_nm` of the window's bounding-box centre (half the box diagonal <= radius), every
+    report in it has SOG <= max_sog_kn (null SOG passes on position alone), and the vessel does not declare
+    itself at anchor or moored (status 1, 5: that dwell is declared, not anomalous). Consecutive qualifying
+    reports form an episode starting at the first report of the first window (overlapping episodes merge).
+    An episode is kept when it lasts >= `minutes` and all its reports lie within `radius_nm` of its mean
+    position: a slow steady transit passes every window test but drifts out of the circle, and is not
+    loitering. A vessel at a berth reporting status 0 loiters by this definition; mean_sog_kn tells the
+    drifting from the tied-up.
     Columns: mmsi, segment, start, end, duration_min, n_reports, lat, lon (mean position), extent_nm (largest
     distance from it), mean_sog_kn, max_sog_kn.
     """
@@ -211,7 +213,6 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
             _lon_max=roll(pl.col("lon"), "max"),
             _sog_max=roll(pl.col("sog").cast(pl.Float64), "max"),
             _win_row=roll(pl.col("_row").cast(pl.Int64), "min"),
-            _win_ts=roll(pl.col("ts"), "min"),
         )
         .filter(
             (half_diag <= radius_nm)
@@ -239,11 +240,14 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
         .with_columns(_episode=pl.col("_new").cum_sum())
         .group_by("_episode", maintain_order=True)
         .agg(pl.col("first_row").min(), pl.col("last_row").max())
+        .collect()
     )
     members = (
         rows.with_columns(pl.col("_row").cast(pl.Int64))
-        .join_asof(merged, left_on="_row", right_on="first_row", strategy="backward")
+        .join_asof(merged.lazy(), left_on="_row", right_on="first_row", strategy="backward")
         .filter(pl.col("_row") <= pl.col("last_row"))
+        .collect()
+        .lazy()
     )
     episodes = (
         members.group_by("_episode")
@@ -269,6 +273,7 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
     )
     return (
         episodes.join(extent, on="_episode")
+        .filter(pl.col("extent_nm") <= radius_nm)
         .select(
             "mmsi",
             "segment",

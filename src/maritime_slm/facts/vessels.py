@@ -1,8 +1,10 @@
 """Vessel classification: AIS ship-type code -> type group, navigational status code -> label, MMSI -> flag.
 
 Scalar functions for facts and answers, polars expressions for whole frames; both read the same tables.
-The MID -> flag state table belongs to ingest (`maritime_slm.ais.mid`); it is re-exported here so that every
-vessel-profile helper has one home.
+The type-group table (AIS "type of ship and cargo type", ITU-R M.1371 message 5, in MarineCadastre's groups with
+the 40-49 high-speed craft kept apart from passenger ships) and the MID -> flag state table belong to ingest
+(`maritime_slm.ais.vessels`, `maritime_slm.ais.mid`), which writes them into the vessel table; they are
+imported here, not copied, so a fact and the vessel table can never disagree.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from maritime_slm.ais.mid import flag_state, flag_state_expr, mid_expr
+from maritime_slm.ais.vessels import TYPE_GROUP_BY_CODE, TYPE_GROUPS
 
 __all__ = [
     "STATUS_LABELS",
@@ -24,33 +27,7 @@ __all__ = [
     "type_group_expr",
 ]
 
-# AIS "type of ship and cargo" (ITU-R M.1371, Table 53) grouped the way US AIS analyses usually do
-# (MarineCadastre's groups), with the 40-49 high-speed craft kept apart from passenger ships.
-TYPE_GROUPS = (
-    "fishing",
-    "tug_tow",
-    "pleasure_sailing",
-    "high_speed_craft",
-    "passenger",
-    "cargo",
-    "tanker",
-    "other",
-)
-
-
-def _type_table() -> dict[int, str]:
-    table = {30: "fishing", 31: "tug_tow", 32: "tug_tow", 52: "tug_tow", 36: "pleasure_sailing"}
-    table[37] = "pleasure_sailing"
-    table.update({code: "high_speed_craft" for code in range(40, 50)})
-    table.update({code: "passenger" for code in range(60, 70)})
-    table.update({code: "cargo" for code in range(70, 80)})
-    table.update({code: "tanker" for code in range(80, 90)})
-    return table
-
-
-TYPE_GROUP_BY_CODE: dict[int, str] = _type_table()
-
-# Navigational status, ITU-R M.1371-5 Table 45 (message 1/2/3 field "navigational status").
+# Navigational status, ITU-R M.1371-5 (messages 1, 2, 3).
 STATUS_LABELS: dict[int, str] = {
     0: "under way using engine",
     1: "at anchor",

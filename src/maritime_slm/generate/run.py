@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maritime_slm.config import GenerateParams, ModelEndpoint
+import polars as pl
+
+from maritime_slm.config import GenerateParams, ModelEndpoint, Params
 from maritime_slm.generate.prompts import menu_facts, teacher_messages
 from maritime_slm.generate.records import QAPair, TeacherOutput
 from maritime_slm.generate.rules import rules_pairs
@@ -42,7 +44,7 @@ def teacher_requests(
     teacher: str,
 ) -> tuple[list[LLMRequest], list[tuple[str, str]]]:
     requests, keys = [], []
-    for ctx in contexts:
+    for ctx in contexts[: params.llm_max_contexts]:
         cid = ctx["context_id"]
         rng = random.Random(f"{cid}:{teacher}")
         for category, draw in _categories_for(params.pairs_per_context, params.categories):
@@ -121,6 +123,7 @@ def generate_pairs(
             cid = ctx["context_id"]
             pairs += rules_pairs(cid, facts[cid], params.categories, params.pairs_per_context, seed)
     result = GenerationResult(pairs=pairs, failures=[])
+    stage_dir.mkdir(parents=True, exist_ok=True)
     if not params.teachers:
         return result
     cache = RequestCache(llm_dir / "cache.sqlite")
@@ -148,3 +151,43 @@ def write_jsonl(path: Path, rows: list[Any]) -> int:
             data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
             fh.write(json.dumps(data, default=str) + "\n")
     return len(rows)
+
+
+def pairs_frame(pairs: list[QAPair]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [p.model_dump(mode="json", exclude={"verification", "revised_from", "split"}) for p in pairs],
+        schema={"id": pl.String, "context_id": pl.String, "category": pl.String, "teacher": pl.String,
+                "question": pl.String, "reasoning": pl.String, "answer": pl.String, "final_answer": pl.String,
+                "facts_ref": pl.List(pl.String)},
+    )  # fmt: skip
+
+
+def generate_stage(
+    contexts: list[dict[str, Any]],
+    facts: dict[str, list[dict[str, Any]]],
+    params: Params,
+    stage_dir: Path,
+    llm_dir: Path,
+) -> dict[str, Any]:
+    """Run every teacher and write pairs.jsonl, failures.jsonl and ledger.csv; returns what a notebook shows."""
+    result = generate_pairs(contexts, facts, params.generate, stage_dir, llm_dir, params.seed)
+    write_jsonl(stage_dir / "pairs.jsonl", result.pairs)
+    write_jsonl(stage_dir / "failures.jsonl", result.failures)
+    ledger = pl.read_csv(stage_dir / "ledger.csv") if (stage_dir / "ledger.csv").exists() else None
+    return {
+        "pairs": pairs_frame(result.pairs),
+        "failures": pl.DataFrame(result.failures) if result.failures else pl.DataFrame(),
+        "ledger": ledger,
+        "summaries": result.summaries,
+        "stopped_by_budget": result.stopped_by_budget,
+    }
+
+
+def example_pairs(pairs: pl.DataFrame, per_category: int = 5, seed: int = 0) -> pl.DataFrame:
+    """A few pairs per category (and teacher) to read in the notebook."""
+    return (
+        pairs.with_columns(r=pl.int_range(pl.len()).shuffle(seed=seed).over("category", "teacher"))
+        .filter(pl.col("r") < per_category)
+        .sort("category", "teacher", "r")
+        .select("category", "teacher", "question", "final_answer")
+    )

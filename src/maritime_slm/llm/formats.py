@@ -21,7 +21,8 @@ from .cache import CachedResponse
 from .request import FailureKind, LLMRequest, Message
 
 ResponseMode = Literal["json_schema", "json_object_schema", "text"]
-_DECODER = json.JSONDecoder()
+# strict=False: raw newlines/tabs inside strings (small local models emit them) are harmless, not invalid.
+_DECODER = json.JSONDecoder(strict=False)
 
 
 def response_format(mode: ResponseMode, output: type[BaseModel] | None) -> dict[str, Any] | None:
@@ -42,7 +43,7 @@ def extract_json(text: str) -> Any:
     if stripped.startswith("```"):
         stripped = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", stripped)
     try:
-        return json.loads(stripped)
+        return json.loads(stripped, strict=False)
     except json.JSONDecodeError as exc:
         start = stripped.find("{")
         if start < 0:
