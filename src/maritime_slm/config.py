@@ -123,7 +123,9 @@ class GenerateParams(Section):
     )
     pairs_per_context: int = Field(6, gt=0, description="per teacher and context, spread over categories")
     llm_max_contexts: int | None = Field(
-        None, gt=0, description="LLM teachers see only the first N contexts (None = all; caps a slow local server)"
+        None,
+        gt=0,
+        description="LLM teachers see only the first N contexts (None = all; caps a slow local server)",
     )
     prompt_mode: Literal["raw", "facts"] = "raw"
     budget_usd: float = Field(
@@ -149,6 +151,16 @@ class SplitParams(Section):
 class CurateParams(Section):
     editor: ModelEndpoint | None = None
     revise: bool = True
+    budget_usd: float = Field(
+        0.0, ge=0, description="USD cap for the editor over the run folder; 0 = pay nothing"
+    )
+    max_revisions: int | None = Field(
+        None, gt=0, description="revise at most N incorrect pairs (None = all; caps a slow local editor)"
+    )
+    decontamination_n: int = Field(13, gt=1, description="n-gram length of the test/train overlap check")
+    dirty_share: float = Field(
+        0.5, gt=0, le=1, description="a test item is contaminated above this n-gram share"
+    )
     near_dup_threshold: float = Field(0.9, gt=0, le=1)
     split: SplitParams = Field(default_factory=SplitParams)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def find_gguf(package: str = SMOLLM2_PACKAGE) -> Path:
     return found[0]
 
 
+def _publish(tmp: Path, folder: Path, marker: str) -> None:
+    """Rename a finished temp folder into place; when another process got there first, keep its copy."""
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / marker).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _fix_special_tokens(tokenizer) -> None:
     """The GGUF's converted tokenizer has eos = <|im_start|> and no pad; the GGUF says eos = pad = <|im_end|>."""
     tokenizer.eos_token = IM_END
@@ -59,7 +70,7 @@ def smollm2_tokenizer():
         _fix_special_tokens(tokenizer)
         tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         tokenizer.save_pretrained(str(tmp))
-        tmp.rename(folder)
+        _publish(tmp, folder, "tokenizer_config.json")
     return AutoTokenizer.from_pretrained(str(folder))
 
 
@@ -82,7 +93,7 @@ def smollm2_model_dir() -> Path:
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    tmp.rename(folder)
+    _publish(tmp, folder, "config.json")
     return folder
 
 
@@ -113,7 +124,7 @@ def tiny_qwen2_dir(seed: int = 0) -> Path:
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    tmp.rename(folder)
+    _publish(tmp, folder, "config.json")
     return folder
 
 

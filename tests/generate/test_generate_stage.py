@@ -26,8 +26,9 @@ def contexts(n: int) -> tuple[list[dict], dict[str, list[dict]]]:
     for i in range(n):
         ctx = hand_made_context()
         ctx["context_id"] = f"ctx-{i:03d}"
+        # distinct contexts make distinct prompts (identical prompts share a cache entry)
         for r in ctx["reports"]:
-            r["lat"] += 0.01 * i  # distinct contexts make distinct prompts (identical prompts share a cache entry)
+            r["lat"] += 0.01 * i
         ctx["text"] = serialize(ctx)
         ctxs.append(ctx)
     return ctxs, {c["context_id"]: compute_facts(c, FactsParams()) for c in ctxs}
