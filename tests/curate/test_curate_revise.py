@@ -133,10 +133,13 @@ def test_run_revision_with_params_editor_writes_ledger(wrong_pairs, world, tmp_p
     stage, llm = tmp_path / "stage", tmp_path / "llm"
     stage.mkdir()
     with ScriptedServer(default=_scripted_revision) as server:
-        params = load_params("smoke")
+        params = load_params("smoke", ["curate.max_revisions=null"])
         params.curate.editor = _endpoint(server)
         result = run_revision(wrong_pairs, facts, contexts, params, stage, llm, progress=False)
-    assert result.n_kept == 3 and result.skipped_reason is None
+        assert result.n_kept == 3 and result.skipped_reason is None
+        params.curate.max_revisions = 2
+        capped = run_revision(wrong_pairs, facts, contexts, params, stage, llm, progress=False)
+    assert capped.attempted == 2 and capped.n_kept == 2
     assert (stage / "ledger.csv").is_file() and (stage / "calls.jsonl").is_file()
     assert (llm / "cache.sqlite").is_file()
     params.curate.revise = False

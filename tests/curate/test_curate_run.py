@@ -30,7 +30,7 @@ def honest_editor(jobs):
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     generated = write_generate_dir(root / "generate", n_contexts=12)
-    params = load_params("smoke")
+    params = load_params("smoke", ["curate.max_revisions=null"])
     result = curate_run(root / "generate", params, root / "curate", root / "llm", editor=honest_editor,
                         run_name="test", progress=False)  # fmt: skip
     return root / "curate", result, generated

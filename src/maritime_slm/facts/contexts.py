@@ -65,16 +65,20 @@ def load_ports() -> pl.DataFrame:
         return pl.read_csv(path)
 
 
+def with_cell_keys(points: pl.LazyFrame, params: ContextParams) -> pl.LazyFrame:
+    """Ship reports keyed by their (time window, grid cell): the unit a context is drawn from."""
+    cell = params.cell_deg
+    return points.filter(pl.col("station_kind") == "ship").with_columns(
+        window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
+        cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
+        cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
+    )
+
+
 def candidate_cells(points: pl.LazyFrame, params: ContextParams) -> pl.DataFrame:
     """One row per (window, cell) with its ship count and centre: the population the sample is drawn from."""
-    cell = params.cell_deg
     per_vessel = (
-        points.filter(pl.col("station_kind") == "ship")
-        .with_columns(
-            window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
-            cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
-            cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
-        )
+        with_cell_keys(points, params)
         .group_by("window", "cell_lat", "cell_lon", "mmsi")
         .agg(
             lat=pl.col("lat").mean(),
@@ -353,14 +357,8 @@ def sample_contexts(
     window = pl.duration(seconds=int(params.window_minutes * 60))
     chosen = chosen.with_columns(window_end=pl.col("window") + window)
     keys = chosen.select("window", "cell_lat", "cell_lon")
-    cell = params.cell_deg
     pts = (
-        points.filter(pl.col("station_kind") == "ship")
-        .with_columns(
-            window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
-            cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
-            cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
-        )
+        with_cell_keys(points, params)
         .join(keys.lazy(), on=["window", "cell_lat", "cell_lon"], how="semi")
         .collect(engine="streaming")
     )
