@@ -16,6 +16,7 @@ own wall time, CPU time and peak RSS (getrusage). Results go to stdout as a Mark
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -169,10 +170,17 @@ def run_pandas(csv: Path, out: Path, chunk_rows: int = 500_000) -> dict:
         )
         hashes = pd.util.hash_pandas_object(key, index=False).to_numpy()
         ok = reason == ""
-        repeated = pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, seen, assume_unique=False)
+        # Exact-duplicate check against every earlier chunk: binary search in the sorted hashes seen so far,
+        # then merge this chunk's in (timsort on two sorted runs is linear).
+        at = np.searchsorted(seen, hashes)
+        in_seen = (
+            (at < seen.size) & (seen[np.minimum(at, max(seen.size - 1, 0))] == hashes) if seen.size else False
+        )
+        repeated = pd.Series(hashes).duplicated().to_numpy() | in_seen
         reason = np.where(ok & repeated, "duplicate", reason)
         ok = reason == ""
-        seen = np.sort(np.concatenate([seen, np.unique(hashes[ok])]), kind="stable")
+        seen = np.concatenate([seen, np.sort(hashes[ok])])
+        seen.sort(kind="stable")
         clean = pd.DataFrame(
             {
                 "mmsi": pd.to_numeric(chunk["MMSI"], errors="coerce").astype("Int32"),
@@ -229,8 +237,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Imported before the clock starts: the job is timed, not interpreter and library start-up.
+PRELOAD = {
+    "project": ["maritime_slm.ais.ingest"],
+    "duckdb": ["duckdb"],
+    "pandas": ["numpy", "pandas", "pyarrow.parquet"],
+}
+
+
 def worker(engine: str, csv: Path, out: Path) -> None:
     """Child process: run one engine once and print one JSON line."""
+    for module in PRELOAD[engine]:
+        importlib.import_module(module)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     started, cpu = time.perf_counter(), time.process_time()
