@@ -44,7 +44,9 @@ class IngestParams(Section):
         default_factory=list, description="paths or globs, relative to the project root"
     )
     simulate: SimulateParams | None = None
-    chunk_rows: int = Field(1_000_000, gt=0)
+    chunk_rows: int = Field(
+        125_000, gt=0, description="lines per parse block (memory stays flat with file size)"
+    )
 
     @model_validator(mode="after")
     def _has_source(self) -> IngestParams:
@@ -193,6 +195,7 @@ class TrainParams(Section):
 # ---------------------------------------------------------------- 05 evaluate
 class EvaluateParams(Section):
     judge: ModelEndpoint | None = None
+    budget_usd: float = Field(0.0, ge=0, description="USD cap for teacher answers + judge; 0 = pay nothing")
     evaluate_teachers: bool = True
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(8, gt=0)

@@ -1,0 +1,290 @@
+"""The evaluate stage: every model answers the held-out test set; grounded and judged scores; statistics; the paper
+artifacts. `evaluate_run(...)` is what notebook 05 calls.
+
+Layout: `stage_dir/predictions.jsonl` (one line per model x item: reply, parsed final answer, latency, tokens,
+grounded and judged scores, BLEU, ROUGE-L), the statistics tables (CSV + Markdown), `ledger.csv` / `calls.jsonl`
+of the LLM calls (teachers, judge), and `stage_dir/paper/` with table_5, table_6 and figure_5. Caches live
+outside the stage folder: student and teacher answers and judge grades in `<llm_dir>/../predictions_cache/`,
+raw LLM replies in `<llm_dir>/cache.sqlite` (shared with generation and curation), the call log in
+`<llm_dir>/evaluate/`. A re-run of an unchanged stage is served from them: no model is loaded, no server started,
+nothing paid.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from maritime_slm.config import Params
+from maritime_slm.evaluate.analysis import (
+    accuracy_table,
+    finite,
+    kappa_table,
+    mcnemar_table,
+    paradox_correlations,
+    paradox_table,
+    speed_table,
+)
+from maritime_slm.evaluate.cache import PredictionCache
+from maritime_slm.evaluate.items import load_items
+from maritime_slm.evaluate.judge import judge_predictions
+from maritime_slm.evaluate.predict import (
+    BASE_NAME,
+    ORACLE_NAME,
+    ROLE_BASE,
+    ROLE_TUNED,
+    TUNED_NAME,
+    LLMContext,
+    Loader,
+    Prediction,
+    oracle_predictions,
+    student_identity,
+    student_predictions,
+    teacher_predictions,
+)
+from maritime_slm.evaluate.report import (
+    figure_5,
+    model_labels,
+    table_5,
+    table_5_title,
+    table_6,
+    table_6_title,
+)
+from maritime_slm.evaluate.score import score_predictions
+from maritime_slm.facts.build import load_facts, read_jsonl
+from maritime_slm.llm import Budget, Ledger, RequestCache
+from maritime_slm.report.tables import write_table
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.jsonl"
+PREDICTION_CACHE_DIR = "predictions_cache"
+
+
+def prediction_cache_dir(llm_dir: Path) -> Path:
+    """`<run>/predictions_cache/` beside `<run>/llm/`: outside the stage folder, which is replaced on success."""
+    return Path(llm_dir).parent / PREDICTION_CACHE_DIR
+
+
+STUDENT_NAMES = {
+    "tiny-random-qwen2": "tiny random Qwen2",
+    "smollm2-135m-gguf": "SmolLM2-135M-Instruct",
+}
+
+
+def student_name(params: Params) -> str:
+    """The student's name for legends: the hub id, or what the local student is."""
+    if params.train.student == "hub":
+        return str(params.train.model_name)
+    return STUDENT_NAMES.get(params.train.student, params.train.student)
+
+
+def evaluate_run(
+    generate_dir: Path,
+    curate_dir: Path,
+    finetune_dir: Path,
+    params: Params,
+    stage_dir: Path,
+    llm_dir: Path,
+    *,
+    progress: bool = True,
+    loader: Loader | None = None,
+) -> dict[str, Any]:
+    """Answer, score and compare; write predictions, tables and the paper artifacts; return what the notebook shows.
+
+    `result["record"]` is for `Stage.record` (it holds `student_input_tokens_per_query`,
+    `student_output_tokens_per_query` and `student_queries_per_s` for the cost stage). `loader` replaces
+    `train.load_for_inference` (tests)."""
+    ev = params.evaluate
+    stage_dir, llm_dir = Path(stage_dir), Path(llm_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    items = load_items(Path(curate_dir), ev.max_items)
+    if not items:
+        raise ValueError(f"the test split in {curate_dir}/dataset/test.jsonl is empty: nothing to evaluate")
+    by_id = {it.id: it for it in items}
+    contexts = {c["context_id"]: c for c in read_jsonl(Path(generate_dir) / "contexts.jsonl")}
+    facts = load_facts(Path(generate_dir) / "facts.jsonl")
+    skipped: dict[str, str] = {}
+    summaries: dict[str, str] = {}
+    predictions: list[Prediction] = []
+    models: list[str] = []
+    concurrency: dict[str, int] = {}
+
+    with PredictionCache(prediction_cache_dir(llm_dir)) as cache:
+        # ---- students
+        predictions += student_predictions(
+            items,
+            params,
+            cache,
+            adapter_dir=None,
+            name=BASE_NAME,
+            role=ROLE_BASE,
+            loader=loader,
+            progress=progress,
+        )
+        models.append(BASE_NAME)
+        adapter = Path(finetune_dir) / "adapter"
+        if (adapter / "adapter_config.json").is_file():
+            predictions += student_predictions(
+                items, params, cache, adapter_dir=adapter, name=TUNED_NAME, role=ROLE_TUNED, loader=loader,
+                progress=progress,
+            )  # fmt: skip
+            models.append(TUNED_NAME)
+        else:
+            skipped[TUNED_NAME] = f"no LoRA adapter at {adapter} (run 04_finetune first)"
+
+        # ---- teachers and judge, through the llm package
+        teachers = list(params.generate.teachers) if ev.evaluate_teachers else []
+        if not ev.evaluate_teachers:
+            skipped["teachers"] = "evaluate.evaluate_teachers is false"
+        elif not teachers:
+            skipped["teachers"] = "no LLM teacher in params (generate.teachers)"
+        if ev.judge is None:
+            skipped["judge"] = (
+                "no judge model in params (evaluate.judge): judged accuracy and kappa not computed"
+            )
+        grades = None
+        oracle = oracle_predictions(items, facts)
+        if teachers or ev.judge is not None:
+            budget_usd = ev.budget_usd
+            with Ledger(llm_dir / "evaluate") as ledger:
+                llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(budget_usd, ledger.total_usd()),
+                                 progress)  # fmt: skip
+                for teacher in teachers:
+                    answers, summaries[teacher.name] = teacher_predictions(teacher, items, params, cache, llm)
+                    predictions += answers
+                    models.append(teacher.name)
+                    concurrency[teacher.name] = teacher.concurrency
+                predictions += oracle
+                if ev.judge is not None:
+                    grades, summaries["judge"] = judge_predictions(ev.judge, predictions, by_id, cache, llm)
+                ledger.write_csv(stage_dir / "ledger.csv")
+                shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
+        else:
+            predictions += oracle
+        models.append(oracle[0].model)
+
+    # ---- scores and statistics
+    df = score_predictions(predictions, by_id, facts, contexts, grades)
+    df.write_ndjson(stage_dir / PREDICTIONS_FILE)
+    acc = accuracy_table(df, models)
+    by_cat = accuracy_table(df, models, by_category=True)
+    judged_acc = accuracy_table(df, models, column="judged") if grades is not None else pl.DataFrame()
+    vs_base = mcnemar_table(df, [(BASE_NAME, m) for m in models if m != BASE_NAME])
+    tuned_pairs = [(TUNED_NAME, m) for m in models if m not in (TUNED_NAME, ORACLE_NAME)]
+    mcnemar = mcnemar_table(df, tuned_pairs) if TUNED_NAME in models else pl.DataFrame()
+    kappa = kappa_table(df, models) if grades is not None else pl.DataFrame()
+    speed = speed_table(df, models, concurrency)
+    paradox = paradox_table(df, models)
+    paradox_cat = paradox_table(df, models, by_category=True)
+    corr = paradox_correlations(df, models)
+
+    tables = {
+        "accuracy": (acc, "Grounded accuracy per model, 95 % Wilson CI"),
+        "accuracy_by_category": (by_cat, "Grounded accuracy per model and category, 95 % Wilson CI"),
+        "judged_accuracy": (judged_acc, "Judged accuracy per model (unparseable grades counted incorrect)"),
+        "mcnemar": (mcnemar, "Exact McNemar: tuned student vs base and vs each teacher, on shared items"),
+        "mcnemar_vs_base": (vs_base, "Exact McNemar: each model vs the base student, on shared items"),
+        "kappa": (kappa, "Agreement of the LLM judge with grounded scoring: Cohen's kappa, 95 % CI"),
+        "speed": (speed, "Latency, tokens per query and throughput per model (this machine)"),
+        "paradox": (paradox, "BLEU / ROUGE-L vs judged and grounded accuracy per model"),
+        "paradox_by_category": (paradox_cat, "BLEU / ROUGE-L vs judged and grounded accuracy per category"),
+        "paradox_correlation": (corr, "Correlation of BLEU / ROUGE-L with grounded correctness"),
+    }
+    for name, (frame, title) in tables.items():
+        if len(frame):
+            write_table(frame, stage_dir, name, title)
+
+    # ---- paper artifacts
+    paper = stage_dir / "paper"
+    t5 = table_5(acc, vs_base, ev.paper_accuracy)
+    write_table(t5, paper, "table_5", table_5_title(len(items), ev.paper_accuracy))
+    judge_note = _judge_note(kappa, ev.judge.name if ev.judge else None, skipped.get("judge"))
+    t6 = table_6(paradox)
+    write_table(t6, paper, "table_6", table_6_title(corr, judge_note))
+    fig = figure_5(
+        by_cat, models, paper / "figure_5.png",
+        f"Figure 5. Grounded accuracy per category (held-out test set, {len(items)} items)",
+        model_labels(models, student_name(params)),
+    )  # fmt: skip
+
+    record = _record(df, acc, kappa, speed, items, models, skipped, params)
+    return {
+        "n_items": len(items),
+        "models": models,
+        "predictions": df,
+        "accuracy": acc,
+        "accuracy_by_category": by_cat,
+        "judged_accuracy": judged_acc,
+        "mcnemar": mcnemar,
+        "mcnemar_vs_base": vs_base,
+        "kappa": kappa,
+        "speed": speed,
+        "paradox": paradox,
+        "paradox_by_category": paradox_cat,
+        "paradox_correlation": corr,
+        "table_5": t5,
+        "table_6": t6,
+        "figure_5": fig,
+        "skipped": skipped,
+        "summaries": summaries,
+        "record": record,
+        **{
+            k: record[k]
+            for k in (
+                "student_input_tokens_per_query",
+                "student_output_tokens_per_query",
+                "student_queries_per_s",
+            )
+        },  # fmt: skip
+    }
+
+
+def _judge_note(kappa: pl.DataFrame, judge: str | None, reason: str | None) -> str:
+    if judge is None:
+        return f"Judged accuracy not computed: {reason}."
+    pooled = kappa.filter(pl.col("scope").str.starts_with("all")) if len(kappa) else kappa
+    if pooled.is_empty():
+        return f"Judge {judge}: no prediction could be both judged and grounded."
+    r = pooled.row(0, named=True)
+    k, low, high = finite(r["kappa"]), finite(r["ci_low"]), finite(r["ci_high"])
+    if k is None:
+        agreement = "kappa undefined (both gave one label to everything)"
+    elif low is None or high is None:
+        agreement = f"kappa = {k:.2f} (no CI: one of the two gave the same grade to every prediction)"
+    else:
+        agreement = f"kappa = {k:.2f} [95 % CI {low:.2f}, {high:.2f}]"
+    return (
+        f"Judge {judge} vs grounded scoring on {r['n']} predictions: {agreement}, observed agreement "
+        f"{100 * r['observed_agreement']:.1f} %; {r['judge_unparseable']} unparseable grades counted incorrect."
+    )
+
+
+def _record(df, acc, kappa, speed, items, models, skipped, params: Params) -> dict[str, Any]:
+    """Flat numbers for the run manifest; the student_* keys are the cost stage's measured inputs."""
+    rec: dict[str, Any] = {"n_items": len(items), "models": models, "skipped": skipped}
+    for r in acc.iter_rows(named=True):
+        rec[f"accuracy_{r['model']}"] = finite(r["accuracy"])
+        rec[f"accuracy_ci_{r['model']}"] = [finite(r["ci_low"]), finite(r["ci_high"])]
+    if len(kappa):
+        pooled = kappa.row(0, named=True)
+        rec["judge_kappa"] = finite(pooled["kappa"])
+        rec["judge_kappa_ci"] = [finite(pooled["ci_low"]), finite(pooled["ci_high"])]
+    rec["predictions_from_cache"] = int(df["cached"].sum())
+    tuned = speed.filter(pl.col("model") == TUNED_NAME) if len(speed) else speed
+    if len(tuned):
+        r = tuned.row(0, named=True)
+        rec["student_input_tokens_per_query"] = r["input_tokens_per_query"]
+        rec["student_output_tokens_per_query"] = r["output_tokens_per_query"]
+        rec["student_queries_per_s"] = r["queries_per_s"]
+        rec["student_batch_size"] = r["batch_size"]
+        rec["student_device"] = student_identity(params, None)["device"]
+    else:
+        rec |= dict.fromkeys(
+            ("student_input_tokens_per_query", "student_output_tokens_per_query", "student_queries_per_s")
+        )
+    return rec

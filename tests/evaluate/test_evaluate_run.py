@@ -1,0 +1,162 @@
+"""The student path with the tiny smoke model, the prediction cache, and the whole stage end to end (students,
+a scripted teacher and judge, the oracle) with a re-run that loads no model and sends no request."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from evaluate_testdata import make_run, params, right_answer
+
+from maritime_slm.config import ModelEndpoint
+from maritime_slm.evaluate import evaluate_run, prediction_cache_dir
+from maritime_slm.evaluate.cache import PredictionCache, folder_hash
+from maritime_slm.evaluate.items import load_items
+from maritime_slm.evaluate.predict import student_predictions
+from maritime_slm.llm.testserver import Reply, ScriptedServer, prompt_of
+
+pytestmark = pytest.mark.slow
+
+
+def no_model(*_args, **_kwargs):
+    raise AssertionError("the model was loaded although every answer is cached")
+
+
+def make_adapter(folder, seed: int = 1):
+    """A LoRA adapter on the tiny smoke model with non-zero weights (so the tuned student differs from the base)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from maritime_slm.models import tiny_qwen2_dir
+
+    src = str(tiny_qwen2_dir())
+    torch.manual_seed(seed)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(src),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 1.0)
+    model.save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(src).save_pretrained(str(folder))
+    return folder
+
+
+def test_student_answers_and_cache(tmp_path):
+    run = make_run(tmp_path, n_contexts=1)
+    items = load_items(run["curate"])[:2]
+    p = params()
+    cache = PredictionCache(tmp_path / "pc")
+    first = student_predictions(items, p, cache, adapter_dir=None, name="student-base", role="student_base",
+                                progress=False)  # fmt: skip
+    assert [x.item_id for x in first] == [it.id for it in items]
+    for x in first:
+        assert isinstance(x.reply, str) and not x.cached and x.status == "ok"
+        assert x.input_tokens > 100 and 0 <= x.output_tokens <= p.evaluate.max_new_tokens + 2
+        assert (
+            x.latency_s > 0
+            and x.batch_size == 2
+            and x.gen_share_s == pytest.approx(x.latency_s / 2, abs=1e-3)
+        )
+    again = student_predictions(items, p, cache, adapter_dir=None, name="student-base", role="student_base",
+                                loader=no_model, progress=False)  # fmt: skip
+    assert all(x.cached for x in again) and [x.reply for x in again] == [x.reply for x in first]
+    assert [x.latency_s for x in again] == [x.latency_s for x in first]
+    # another token limit is another prediction: not served from the cache
+    with pytest.raises(AssertionError, match="model was loaded"):
+        student_predictions(items, params("evaluate.max_new_tokens=9"), cache, adapter_dir=None,
+                            name="student-base", role="student_base", loader=no_model, progress=False)  # fmt: skip
+
+
+def test_adapter_hash_tracks_the_weights(tmp_path):
+    a = make_adapter(tmp_path / "a", seed=1)
+    b = make_adapter(tmp_path / "b", seed=1)
+    c = make_adapter(tmp_path / "c", seed=2)
+    assert folder_hash(a) == folder_hash(b) != folder_hash(c)
+
+
+def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
+    run = make_run(tmp_path, n_contexts=1)
+    make_adapter(run["finetune"] / "adapter")
+    rows = {r["id"]: r for r in run["rows"]}
+    answers = {r["messages"][1]["content"]: right_answer(run, r) for r in rows.values()}
+
+    def reply(body):
+        prompt = prompt_of(body)
+        if prompt in answers:  # a teacher's answer
+            return Reply(answers[prompt])
+        candidate = prompt.split("Candidate answer:", 1)[1]  # the judge: correct iff the teacher's phrasing
+        return Reply("CORRECT" if "Reading the snapshot" in candidate else "**INCORRECT**")
+
+    with ScriptedServer(default=reply) as server:
+        p = params()
+        p.generate.teachers = [ModelEndpoint(name="t1", model="gpt-4o", base_url=server.base_url, concurrency=2,
+                                             max_retries=0, timeout_s=5)]  # fmt: skip
+        p.evaluate.judge = ModelEndpoint(name="judge", model="gpt-4o", base_url=server.base_url, temperature=0.0,
+                                         max_tokens=8, response_format="text", max_retries=0)  # fmt: skip
+        stage = tmp_path / "stage"
+        res = evaluate_run(
+            run["generate"], run["curate"], run["finetune"], p, stage, run["llm"], progress=False
+        )
+        n = len(run["rows"])
+        assert res["models"] == ["student-base", "student-tuned", "t1", "rules-oracle"]
+        assert res["skipped"] == {}
+        lines = (stage / "predictions.jsonl").read_text().splitlines()
+        assert len(lines) == 4 * n
+        first = json.loads(lines[0])
+        for key in ("item_id", "model", "reply", "final_answer", "latency_s", "input_tokens", "output_tokens",
+                    "grounded", "judged", "bleu", "rouge_l"):  # fmt: skip
+            assert key in first
+        acc = {r["model"]: r for r in res["accuracy"].iter_rows(named=True)}
+        assert acc["t1"]["accuracy"] == 1.0 and acc["rules-oracle"]["accuracy"] == 1.0
+        assert acc["student-base"]["n_scored"] == n
+        # the judge agrees with grounded scoring on the teacher and the oracle; its grades are all parsed
+        assert res["kappa"]["judge_unparseable"].sum() == 0
+        t5 = res["table_5"]
+        assert t5.filter(pl.col("model") == "student-tuned")["paper reported (%)"][0] == 75.0
+        assert set(t5["model"]) == set(res["models"])
+        for name in ("table_5.md", "table_5.csv", "table_6.md", "table_6.csv", "figure_5.png"):
+            assert (stage / "paper" / name).is_file(), name
+        assert "95 % Wilson" in (stage / "paper" / "table_5.md").read_text()
+        for name in ("accuracy", "accuracy_by_category", "mcnemar", "kappa", "speed", "paradox", "ledger"):
+            assert (stage / f"{name}.csv").is_file(), name
+        rec = res["record"]
+        assert rec["student_queries_per_s"] > 0 and rec["student_input_tokens_per_query"] > 100
+        assert 0 < rec["student_output_tokens_per_query"] <= p.evaluate.max_new_tokens + 2
+        assert res["student_queries_per_s"] == rec["student_queries_per_s"]
+        json.dumps(rec)  # what Stage.record writes
+        mc = {r["model_b"]: r for r in res["mcnemar"].iter_rows(named=True)}
+        assert set(mc) == {"student-base", "t1"}
+        assert mc["t1"]["n_paired"] == n
+        assert (prediction_cache_dir(run["llm"]) / "predictions.sqlite").is_file()
+        sent = server.count()
+        distinct = (
+            res["predictions"].select("item_id", "reply").unique().height
+        )  # identical judge prompts: one call
+        assert sent == n + distinct  # teacher answers + one grade per distinct (item, reply)
+
+        # the same stage again into a fresh folder: no model load, no request, the same numbers
+        stage2 = tmp_path / "stage2"
+        res2 = evaluate_run(run["generate"], run["curate"], run["finetune"], p, stage2, run["llm"], progress=False,
+                            loader=no_model)  # fmt: skip
+        assert server.count() == sent
+        assert (
+            res2["predictions"].filter(pl.col("role") != "oracle")["cached"].all()
+        )  # the oracle is recomputed
+        assert res2["table_5"].equals(res["table_5"])
+        assert res2["record"]["student_queries_per_s"] == pytest.approx(rec["student_queries_per_s"])
+
+
+def test_missing_adapter_and_no_llms_are_skipped_with_reasons(tmp_path):
+    run = make_run(tmp_path, n_contexts=1, pairs_per_context=2)
+    p = params("evaluate.evaluate_teachers=false")
+    res = evaluate_run(run["generate"], run["curate"], run["finetune"], p, tmp_path / "stage", run["llm"],
+                       progress=False)  # fmt: skip
+    assert res["models"] == ["student-base", "rules-oracle"]
+    assert set(res["skipped"]) == {"student-tuned", "teachers", "judge"}
+    assert res["student_queries_per_s"] is None and res["kappa"].is_empty()
+    assert "not computed" in (tmp_path / "stage" / "paper" / "table_6.md").read_text()
