@@ -8,7 +8,10 @@ The server is single-slot: concurrent requests queue inside it, so local endpoin
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +52,9 @@ def find_smollm2_gguf() -> Path:
     return find_gguf(DEFAULT_GGUF_PACKAGE)
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -86,12 +92,26 @@ def local_server(
     command += list(extra_args)
     base_url = f"http://{host}:{port}/v1"
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
         try:
             _wait_until_ready(process, base_url, startup_timeout_s, output)
             yield base_url
         finally:
             _stop(process)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends the server SIGKILL when the process that started it dies, even by `kill -9`, so a
+    killed stage never leaves an orphan server holding the CPU. Elsewhere the `finally` below must do."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _wait_until_ready(
