@@ -8,7 +8,7 @@ from testkit import ROOT
 
 FAKE_KEY = "sk-test-" + "Zq7" * 12
 # Stages whose notebooks do real work; the others record `implemented: false` until their issue lands.
-IMPLEMENTED = {"ingest", "generate", "curate", "cost"}
+IMPLEMENTED = {"ingest", "generate", "curate", "finetune", "evaluate", "cost"}
 
 
 @pytest.mark.slow

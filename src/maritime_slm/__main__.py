@@ -59,6 +59,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 REQUIRED_IMPORTS = [
+    "unsloth",  # first: it patches transformers/trl/peft when imported before them
     "polars",
     "pyarrow",
     "papermill",
