@@ -72,11 +72,12 @@ def position_jumps(
     gap_minutes: float,
     sog_factor: float = 3.0,
     sog_slack_kn: float = 5.0,
-    min_step_nm: float = 0.1,
+    min_step_nm: float = 0.5,
 ) -> pl.DataFrame:
     """Steps between consecutive reports that the vessel cannot have sailed.
 
-    A step of at least `min_step_nm` (so GPS jitter over a few seconds never counts) is a jump when
+    A step of at least `min_step_nm` (0.5 nm: GPS jitter and sub-minute position noise of slow, circling or
+    drifting vessels never count; measured against the simulator labels) is a jump when
     - reason "implausible_speed": its implied speed exceeds the physical bound `jump_speed_kn`; or
     - reason "exceeds_reported_sog": within continuous reporting (dt <= gap_minutes; across a long silence the
       vessel may have sped up and slowed down) the implied speed exceeds sog_factor x the larger reported SOG
