@@ -151,8 +151,10 @@ def test_killed_generation_resumes_without_paying_twice(tmp_path):
 @pytest.mark.slow
 def test_real_llama_cpp_teacher_writes_parsed_pairs(tmp_path):
     ctxs, facts = contexts(1)
+    # concurrency 1: the llama.cpp server is single-slot, queued requests would spend their timeout waiting
     local = ModelEndpoint(name="local-smollm2", model="smollm2-135m-instruct", local=True,
-                          response_format="json_object_schema", max_tokens=256, temperature=0.7, timeout_s=300)  # fmt: skip
+                          response_format="json_object_schema", max_tokens=256, temperature=0.7, timeout_s=300,
+                          concurrency=1)  # fmt: skip
     params = GenerateParams(teachers=[local], rules_teacher=False, pairs_per_context=6)
     result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
     assert len(result.pairs) + len(result.failures) == 6

@@ -173,6 +173,9 @@ def serving(
                     urls[endpoint.local_gguf] = stack.enter_context(
                         local_server(gguf, n_ctx=n_ctx, n_threads=n_threads, model_alias=endpoint.model)
                     )
-                endpoint = endpoint.model_copy(update={"base_url": urls[endpoint.local_gguf]})
+                # the server is single-slot: more than one request in flight only queues, burning timeouts
+                endpoint = endpoint.model_copy(
+                    update={"base_url": urls[endpoint.local_gguf], "concurrency": 1}
+                )
             ready.append(endpoint)
         yield ready
