@@ -60,6 +60,7 @@ def test_local_server_answers_json_object_schema_requests(tmp_path):
     ]
     with serving([endpoint], n_ctx=1024) as (served,):
         assert served.base_url and _port_open(served.base_url)
+        assert served.concurrency == 1  # single-slot server: requests are not queued against their timeout
         (process,) = _server_children()
         with Ledger(tmp_path) as ledger, RequestCache(tmp_path / "cache.db") as cache:
             batch = run_batch(served, requests, ledger=ledger, cache=cache, max_reasks=1, progress=False)
