@@ -8,8 +8,8 @@ CPU; `torch.cuda.max_memory_allocated` on GPU).
 
     # CPU: SmolLM2-135M-Instruct (the default-profile student), bs 4 x 256 tokens, 20 steps per configuration
     .venv/bin/python benchmarks/train.py
-    # variants measured here to pick the CPU defaults (checkpointing off; hf in fp32 or bf16 autocast)
-    .venv/bin/python benchmarks/train.py --configs unsloth,hf,unsloth+gc,hf+bf16
+    # variants measured to pick the CPU defaults (precision, gradient checkpointing); --threads 1 on a busy machine
+    .venv/bin/python benchmarks/train.py --configs unsloth,hf,unsloth+fp32,hf+fp32,unsloth+gc
     # GPU: QLoRA (4-bit) on a ~0.4B-parameter Qwen2-architecture model built from a config (no download)
     .venv/bin/python benchmarks/train.py --gpu
 """
@@ -35,7 +35,7 @@ CONFIGS = {
     "hf": ("hf", {}),
     "unsloth+gc": ("unsloth", {"gradient_checkpointing": True}),
     "hf+gc": ("hf", {"gradient_checkpointing": True}),
-    "hf+bf16": ("hf", {"bf16": True}),
+    "hf+fp32": ("hf", {"bf16": False}),
     "unsloth+fp32": ("unsloth", {"dtype": "float32", "bf16": False}),
     "unsloth+4bit": ("unsloth", {"load_in_4bit": True}),
 }

@@ -129,6 +129,8 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "0"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
+        if abs(value) >= 100:
+            return f"{value:.1f}"
         if abs(value) < 10 ** -(digits - 1):
             return f"{value:.{digits}g}"
         return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
