@@ -45,36 +45,18 @@ SYSTEM = "You are a maritime analyst. Answer from the AIS snapshot; end with 'Fi
 
 def gpu_model_dir() -> Path:
     """A random-init Qwen2-architecture model of ~0.4B parameters with SmolLM2's tokenizer, built once."""
-    from maritime_slm.models import cache_dir, smollm2_tokenizer
+    from maritime_slm.models import random_qwen2_dir
 
-    folder = cache_dir() / "bench-qwen2-0.4b"
-    if (folder / "config.json").is_file():
-        return folder
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = smollm2_tokenizer()
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
+    return random_qwen2_dir(
+        "bench-qwen2-0.4b",
+        bf16=True,
         hidden_size=1024,
         intermediate_size=4096,
         num_hidden_layers=24,
         num_attention_heads=16,
         num_key_value_heads=4,
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        dtype="bfloat16",
     )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    tmp.rename(folder)
-    return folder
 
 
 def write_examples(curate_dir: Path, n: int, seq_len: int, seed: int = 0) -> None:

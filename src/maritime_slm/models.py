@@ -80,9 +80,10 @@ def smollm2_model_dir() -> Path:
     return folder
 
 
-def tiny_qwen2_dir(seed: int = 0) -> Path:
-    """A tiny random-init Qwen2-architecture model with SmolLM2's tokenizer: real code paths, seconds to train."""
-    folder = cache_dir() / f"tiny-random-qwen2-seed{seed}"
+def random_qwen2_dir(name: str, seed: int = 0, bf16: bool = False, **sizes) -> Path:
+    """A random-init Qwen2-architecture model of the given `sizes` (Qwen2Config fields) with SmolLM2's tokenizer,
+    built once into the cache: real code paths without a download."""
+    folder = cache_dir() / name
     if (folder / "config.json").is_file():
         return folder
     import torch
@@ -91,24 +92,36 @@ def tiny_qwen2_dir(seed: int = 0) -> Path:
     tokenizer = smollm2_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **({"dtype": "bfloat16"} if bf16 else {}),
+        **sizes,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    if bf16:
+        model = model.to(torch.bfloat16)
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    _publish(tmp, folder, "config.json")
+    return folder
+
+
+def tiny_qwen2_dir(seed: int = 0) -> Path:
+    """A tiny random-init Qwen2 (smoke profile, tests): seconds to train."""
+    return random_qwen2_dir(
+        f"tiny-random-qwen2-seed{seed}",
+        seed=seed,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    _publish(tmp, folder, "config.json")
-    return folder
 
 
 def count_tokens(texts: list[str]) -> list[int]:
