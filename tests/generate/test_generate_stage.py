@@ -102,7 +102,8 @@ def test_budget_stops_cleanly_with_what_finished(tmp_path):
 CHILD = """
 import json, sys
 from maritime_slm.config import GenerateParams
-from maritime_slm.generate.run import generate_pairs, write_jsonl
+from maritime_slm.generate.run import generate_pairs
+from maritime_slm.jsonl import write_jsonl
 from pathlib import Path
 spec = json.loads(Path(sys.argv[1]).read_text())
 out = Path(sys.argv[2])

@@ -26,18 +26,11 @@ from maritime_slm.curate.export import dataset_card, export_dataset
 from maritime_slm.curate.revise import EditorFn, run_revision
 from maritime_slm.curate.split import decontamination, split_pairs
 from maritime_slm.curate.verify import ERROR_DESCRIPTIONS, verify_pairs
-from maritime_slm.facts.build import load_facts, read_jsonl
+from maritime_slm.facts.build import load_facts
 from maritime_slm.generate.records import QAPair
+from maritime_slm.jsonl import read_jsonl, write_jsonl
 from maritime_slm.report.curate_figures import figure_3, table_2, table_3
 from maritime_slm.report.tables import write_table
-
-
-def write_jsonl(path: Path, rows: list[Any]) -> int:
-    with path.open("w") as fh:
-        for row in rows:
-            data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
-            fh.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-    return len(rows)
 
 
 def load_inputs(

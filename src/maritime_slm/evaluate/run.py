@@ -55,7 +55,8 @@ from maritime_slm.evaluate.report import (
     table_6_title,
 )
 from maritime_slm.evaluate.score import score_predictions
-from maritime_slm.facts.build import load_facts, read_jsonl
+from maritime_slm.facts.build import load_facts
+from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm import Budget, Ledger, RequestCache
 from maritime_slm.report.tables import write_table
 

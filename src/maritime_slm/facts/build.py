@@ -14,6 +14,7 @@ from maritime_slm.ais.mid import flag_state_expr, mid_expr
 from maritime_slm.config import Params
 from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.jsonl import read_jsonl
 from maritime_slm.models import count_tokens
 
 FACTS_VERSION = "1"
@@ -63,11 +64,6 @@ def build_contexts_and_facts(ingest_dir: Path, params: Params, out_dir: Path) ->
         "facts_version": version,
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def load_facts(path: Path) -> dict[str, list[dict[str, Any]]]:

@@ -8,7 +8,6 @@ never fatal; a budget stop ends the run cleanly with what finished.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from maritime_slm.config import GenerateParams, ModelEndpoint, Params
 from maritime_slm.generate.prompts import menu_facts, teacher_messages
 from maritime_slm.generate.records import QAPair, TeacherOutput
 from maritime_slm.generate.rules import rules_pairs
+from maritime_slm.jsonl import write_jsonl
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 
 
@@ -143,14 +143,6 @@ def generate_pairs(
         ledger.write_csv(stage_dir / "ledger.csv")
         shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
     return result
-
-
-def write_jsonl(path: Path, rows: list[Any]) -> int:
-    with path.open("w") as fh:
-        for row in rows:
-            data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
-            fh.write(json.dumps(data, default=str) + "\n")
-    return len(rows)
 
 
 def pairs_frame(pairs: list[QAPair]) -> pl.DataFrame:
