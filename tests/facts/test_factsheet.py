@@ -68,3 +68,19 @@ def test_rules_teacher_is_deterministic_and_answers_from_facts(context):
         assert p.final_answer == final_answer_text(keyed[p.facts_ref[0]])
         assert "?" not in p.reasoning, p.reasoning
         assert p.final_answer in p.answer
+
+
+def test_rules_teacher_prefers_informative_facts(context):
+    """Zero/'none' answers are used only when a category has nothing else to ask."""
+    from maritime_slm.generate.rules import family, is_trivial, templates
+
+    facts = compute_facts(context, FactsParams())
+    askable = [f for f in facts if family(f["key"]) in templates()]
+    assert any(is_trivial(f) for f in askable) and any(not is_trivial(f) for f in askable)
+    pairs = rules_pairs("ctx-test", facts, CATEGORIES, 3 * len(CATEGORIES), seed=0)
+    keyed = by_key(facts)
+    for category in CATEGORIES:
+        chosen = [keyed[p.facts_ref[0]] for p in pairs if p.category == category]
+        informative = [f for f in askable if f["category"] == category and not is_trivial(f)]
+        n_informative_chosen = sum(not is_trivial(f) for f in chosen)
+        assert n_informative_chosen == min(len(informative), len(chosen)), category
