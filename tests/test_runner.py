@@ -9,7 +9,7 @@ import time
 import pytest
 from testkit import ROOT, make_notebook
 
-from maritime_slm.runner import commit_stage_dir, parse_stages, recover_stage_dir, run
+from maritime_slm.runner import commit_stage_dir, load_manifest, parse_stages, recover_stage_dir, run
 
 
 def test_parse_stages():
@@ -131,6 +131,7 @@ def test_kill_mid_stage_leaves_previous_stage_intact(tmp_path, python, cli_env):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert {p.name: p.read_bytes() for p in (out / "t" / "generate").iterdir()} == before
+    assert load_manifest(out / "t")["stages"]["generate"]["status"] == "killed"
     # the next run clears what the killed one left and commits its own result
     run("smoke", "02", "t", outputs_dir=out, notebooks_dir=first)
     assert not list((out / "t").glob(".generate.*"))

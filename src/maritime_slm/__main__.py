@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for stage, entry in manifest["stages"].items():
-        print(f"{stage:9s} {entry['status']:8s} {entry.get('wall_s', 0):8.1f} s")
+        print(f"{stage:9s} {entry['status']:8s} {entry.get('wall_s') or 0:8.1f} s")
     return 0
 
 

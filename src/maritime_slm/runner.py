@@ -119,9 +119,27 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's manifest; a stage left 'running' by a runner that no longer exists (SIGKILL, power loss) is
+    reported as 'killed' rather than pretending to still run."""
     path = run_dir / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    manifest = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    for entry in manifest["stages"].values():
+        if entry.get("status") == "running" and not _alive(entry.get("pid")):
+            entry["status"] = "killed"
+    return manifest
 
 
 def recover_stage_dir(run_dir: Path, stage: str) -> None:
@@ -179,6 +197,7 @@ def run_stage(
     entry: dict[str, Any] = {
         "notebook": f"notebooks/{stem}.ipynb",
         "status": "running",
+        "pid": os.getpid(),
         "start": _now(),
         "params_sha": params_sha(params),
     }

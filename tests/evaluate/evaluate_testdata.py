@@ -43,7 +43,8 @@ def _context(context_id: str, first_mmsi: int, start: datetime, rng: random.Rand
 
 
 def make_run(root: Path, n_contexts: int = 2, pairs_per_context: int = 6, seed: int = 0) -> dict[str, Any]:
-    """`root/generate`, `root/curate/dataset/test.jsonl`, `root/finetune` (empty), `root/llm`, `root/stage`."""
+    """`root/generate`, `root/curate/dataset/{test,train}.jsonl` (same rows), `root/finetune` (empty), `root/llm`,
+    `root/stage`."""
     rng = random.Random(seed)
     gen, cur = root / "generate", root / "curate" / "dataset"
     gen.mkdir(parents=True)
@@ -62,6 +63,9 @@ def make_run(root: Path, n_contexts: int = 2, pairs_per_context: int = 6, seed: 
         "".join(json.dumps({"context_id": cid, "facts": s}) + "\n" for cid, s in facts.items())
     )
     (cur / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (cur / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )  # for the train-prior baseline
     (root / "finetune").mkdir()
     return {"generate": gen, "curate": root / "curate", "finetune": root / "finetune", "llm": root / "llm",
             "stage": root / "stage", "contexts": contexts, "facts": facts, "rows": rows}  # fmt: skip

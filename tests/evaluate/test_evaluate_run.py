@@ -103,10 +103,10 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
             run["generate"], run["curate"], run["finetune"], p, stage, run["llm"], progress=False
         )
         n = len(run["rows"])
-        assert res["models"] == ["student-base", "student-tuned", "t1", "rules-oracle"]
+        assert res["models"] == ["student-base", "student-tuned", "t1", "rules-oracle", "train-prior"]
         assert res["skipped"] == {}
         lines = (stage / "predictions.jsonl").read_text().splitlines()
-        assert len(lines) == 4 * n
+        assert len(lines) == 5 * n
         first = json.loads(lines[0])
         for key in ("item_id", "model", "reply", "final_answer", "latency_s", "input_tokens", "output_tokens",
                     "grounded", "judged", "bleu", "rouge_l"):  # fmt: skip
@@ -130,7 +130,7 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
         assert res["student_queries_per_s"] == rec["student_queries_per_s"]
         json.dumps(rec)  # what Stage.record writes
         mc = {r["model_b"]: r for r in res["mcnemar"].iter_rows(named=True)}
-        assert set(mc) == {"student-base", "t1"}
+        assert set(mc) == {"student-base", "t1", "train-prior"}
         assert mc["t1"]["n_paired"] == n
         assert (prediction_cache_dir(run["llm"]) / "predictions.sqlite").is_file()
         sent = server.count()
@@ -144,9 +144,8 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
         res2 = evaluate_run(run["generate"], run["curate"], run["finetune"], p, stage2, run["llm"], progress=False,
                             loader=no_model)  # fmt: skip
         assert server.count() == sent
-        assert (
-            res2["predictions"].filter(pl.col("role") != "oracle")["cached"].all()
-        )  # the oracle is recomputed
+        recomputed = pl.col("role").is_in(["oracle", "prior"])  # baselines cost nothing: computed again
+        assert res2["predictions"].filter(~recomputed)["cached"].all()
         assert res2["table_5"].equals(res["table_5"])
         assert res2["record"]["student_queries_per_s"] == pytest.approx(rec["student_queries_per_s"])
 
@@ -154,9 +153,10 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
 def test_missing_adapter_and_no_llms_are_skipped_with_reasons(tmp_path):
     run = make_run(tmp_path, n_contexts=1, pairs_per_context=2)
     p = params("evaluate.evaluate_teachers=false")
+    (run["curate"] / "dataset" / "train.jsonl").unlink()
     res = evaluate_run(run["generate"], run["curate"], run["finetune"], p, tmp_path / "stage", run["llm"],
                        progress=False)  # fmt: skip
     assert res["models"] == ["student-base", "rules-oracle"]
-    assert set(res["skipped"]) == {"student-tuned", "teachers", "judge"}
+    assert set(res["skipped"]) == {"student-tuned", "teachers", "judge", "train-prior"}
     assert res["student_queries_per_s"] is None and res["kappa"].is_empty()
     assert "not computed" in (tmp_path / "stage" / "paper" / "table_6.md").read_text()

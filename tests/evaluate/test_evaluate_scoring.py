@@ -17,7 +17,7 @@ from maritime_slm.evaluate.analysis import (
 )
 from maritime_slm.evaluate.items import load_items, spread_over_categories
 from maritime_slm.evaluate.judge import JudgeGrade
-from maritime_slm.evaluate.predict import Prediction, oracle_predictions
+from maritime_slm.evaluate.predict import Prediction, oracle_predictions, prior_predictions
 from maritime_slm.evaluate.report import figure_5, table_5, table_6, table_6_title
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.stats import wilson_ci
@@ -129,7 +129,7 @@ def test_kappa_judge_vs_grounded(hand):
     # p_o = 10/12, p_e = (9*9 + 3*3)/144 = 0.625 -> kappa = (0.8333 - 0.625) / 0.375 = 0.5556
     assert tuned["kappa"] == pytest.approx((10 / 12 - 0.625) / 0.375)
     assert tuned["judge_unparseable"] == 1
-    pooled = k["all models (oracle excluded)"]
+    pooled = k["all models (oracle, prior excluded)"]
     assert pooled["n"] == 12 + 12 + 11  # the failed teacher call is neither judged nor grounded
     assert k["t1"]["judge_failed"] == 0
 
@@ -198,3 +198,20 @@ def test_max_items_spreads_over_categories(hand):
     it = items[0]
     assert it.messages == chat_messages(ctx[it.context_id]["text"], it.question)
     assert it.reference.endswith(f"Final answer: {it.final_answer}")
+
+
+def test_train_prior_answers_the_commonest_train_answer_of_the_question_kind(hand):
+    first = hand["items"][0]
+    items = [first, next(it for it in hand["items"] if it.category != first.category)]
+    fam0 = first.fact_key.split(":")[0]
+    train = [
+        {"final_answer": "7", "facts_ref": [f"{fam0}:1"], "category": items[0].category},
+        {"final_answer": "0", "facts_ref": [f"{fam0}:2"], "category": items[0].category},
+        {"final_answer": "7", "facts_ref": [f"{fam0}:3"], "category": items[0].category},
+        {"final_answer": "none", "facts_ref": ["some.other_family"], "category": items[1].category},
+    ]
+    got = {p.item_id: p for p in prior_predictions(items, train)}
+    assert got[items[0].id].final_answer == "7"
+    # no train row of item 1's family: the commonest answer of its category
+    assert got[items[1].id].final_answer == "none"
+    assert prior_predictions(items, [])[0].final_answer is None

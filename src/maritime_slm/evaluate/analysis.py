@@ -14,9 +14,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from maritime_slm.evaluate.predict import ROLE_ORACLE
+from maritime_slm.evaluate.predict import ROLE_ORACLE, ROLE_PRIOR
 from maritime_slm.evaluate.score import corpus_bleu
 from maritime_slm.evaluate.stats import accuracy, cohens_kappa_ci, correlations, mcnemar_exact
+
+POOLED = "all models (oracle, prior excluded)"
+NOT_MODELS = [ROLE_ORACLE, ROLE_PRIOR]
+"""Baselines that are not models: left out of the pooled judge agreement and paradox correlations."""
 
 
 def _ordered(df: pl.DataFrame, models: Sequence[str]) -> list[str]:
@@ -83,9 +87,7 @@ def kappa_table(df: pl.DataFrame, models: Sequence[str]) -> pl.DataFrame:
     """Cohen's kappa of the judge (unparseable = incorrect) vs grounded scoring, pooled and per model."""
     rows = []
     usable = df.filter(pl.col("judged").is_not_null() & pl.col("grounded").is_not_null())
-    scopes: list[tuple[str, pl.DataFrame]] = [
-        ("all models (oracle excluded)", usable.filter(pl.col("role") != ROLE_ORACLE))
-    ]
+    scopes: list[tuple[str, pl.DataFrame]] = [(POOLED, usable.filter(~pl.col("role").is_in(NOT_MODELS)))]
     scopes += [(m, usable.filter(pl.col("model") == m)) for m in _ordered(df, models)]
     for scope, part in scopes:
         if part.is_empty():
@@ -171,9 +173,7 @@ def _refs(part: pl.DataFrame) -> list[str]:
 def paradox_correlations(df: pl.DataFrame, models: Sequence[str]) -> pl.DataFrame:
     """Point-biserial r and Spearman rho of BLEU / ROUGE-L with grounded correctness, pooled and per model."""
     usable = df.filter(pl.col("bleu").is_not_null() & pl.col("grounded").is_not_null())
-    scopes: list[tuple[str, pl.DataFrame]] = [
-        ("all models (oracle excluded)", usable.filter(pl.col("role") != ROLE_ORACLE))
-    ]
+    scopes: list[tuple[str, pl.DataFrame]] = [(POOLED, usable.filter(~pl.col("role").is_in(NOT_MODELS)))]
     scopes += [(m, usable.filter(pl.col("model") == m)) for m in _ordered(df, models)]
     rows = []
     for scope, part in scopes:

@@ -10,6 +10,8 @@
   `latency_s` is the wall time of one request (retries included), tokens are the server's usage. A teacher
   gets `evaluate.max_new_tokens` like the student; a reasoning model (o-series) its endpoint's `max_tokens`,
   since its hidden reasoning counts against the limit.
+- `train-prior`: the most common training answer to the same kind of question (fact family, e.g. "loitering
+  count"), without reading the context: the floor a student reaches by memorising answer priors instead of reading.
 - `rules` oracle: the rules teacher's reasoning and final answer written from the item's fact, i.e. it reads the
   fact sheet: an upper bound of what the grounded scoring can give, not a model.
 
@@ -26,6 +28,7 @@ import logging
 import random
 import sys
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,14 +40,16 @@ from maritime_slm.config import ModelEndpoint, Params
 from maritime_slm.curate.export import assistant_content, parse_final_answer
 from maritime_slm.evaluate.cache import PredictionCache, folder_hash, prediction_key
 from maritime_slm.evaluate.items import EvalItem
-from maritime_slm.generate.rules import final_answer_text, pair_from_fact
+from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
 from maritime_slm.llm import Budget, Ledger, LLMClient, LLMRequest, LLMResult, RequestCache, run_sync, serving
 from maritime_slm.llm.client import is_reasoning_model
 
 logger = logging.getLogger(__name__)
 
-ROLE_BASE, ROLE_TUNED, ROLE_TEACHER, ROLE_ORACLE = "student_base", "student_tuned", "teacher", "oracle"
-BASE_NAME, TUNED_NAME, ORACLE_NAME = "student-base", "student-tuned", "rules-oracle"
+ROLE_BASE, ROLE_TUNED, ROLE_TEACHER = "student_base", "student_tuned", "teacher"
+ROLE_ORACLE, ROLE_PRIOR = "oracle", "prior"
+BASE_NAME, TUNED_NAME = "student-base", "student-tuned"
+ORACLE_NAME, PRIOR_NAME = "rules-oracle", "train-prior"
 ANSWERED = ("ok", "refusal")
 """Statuses of a prediction that counts as an answer (a refusal is an answer with no value: scored incorrect)."""
 
@@ -217,6 +222,36 @@ def oracle_predictions(
         reply = assistant_content(pair.reasoning if pair is not None else "", final)
         out.append(
             Prediction(it.id, ORACLE_NAME, ROLE_ORACLE, reply=reply, final_answer=parse_final_answer(reply))
+        )
+    return out
+
+
+def prior_predictions(items: Sequence[EvalItem], train_rows: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+    """Each item answered with the commonest train final answer of its fact family (else of its category).
+
+    Ties go to the answer seen first in the train file, so the baseline is deterministic."""
+    by_family: dict[str, Counter[str]] = defaultdict(Counter)
+    by_category: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in train_rows:
+        answer = row.get("final_answer")
+        if not answer:
+            continue
+        refs = row.get("facts_ref") or []
+        if refs:
+            by_family[family(str(refs[0]))][str(answer)] += 1
+        by_category[str(row.get("category"))][str(answer)] += 1
+    out = []
+    for it in items:
+        counts = by_family.get(family(it.fact_key)) if it.fact_key else None
+        counts = counts or by_category.get(it.category)
+        if not counts:
+            out.append(Prediction(it.id, PRIOR_NAME, ROLE_PRIOR, reply="", final_answer=None,
+                                  detail="no train answer for this kind of question"))  # fmt: skip
+            continue
+        final = counts.most_common(1)[0][0]
+        reply = assistant_content("", final)
+        out.append(
+            Prediction(it.id, PRIOR_NAME, ROLE_PRIOR, reply=reply, final_answer=parse_final_answer(reply))
         )
     return out
 

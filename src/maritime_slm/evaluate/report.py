@@ -14,6 +14,7 @@ from maritime_slm.evaluate.predict import (
     BASE_NAME,
     ROLE_BASE,
     ROLE_ORACLE,
+    ROLE_PRIOR,
     ROLE_TEACHER,
     ROLE_TUNED,
     TUNED_NAME,
@@ -24,6 +25,7 @@ ROLE_LABELS = {
     ROLE_TUNED: "student, fine-tuned (LoRA)",
     ROLE_TEACHER: "teacher LLM",
     ROLE_ORACLE: "rules oracle (reads the fact sheet: upper bound, not a model)",
+    ROLE_PRIOR: "train prior (commonest train answer to the question kind, context unread: floor)",
 }
 
 
@@ -118,7 +120,7 @@ def table_6_title(correlations: pl.DataFrame, judge_note: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ figure 5
-_COLORS = {ROLE_BASE: "#9aa5b1", ROLE_TUNED: "#1f5fa8", ROLE_ORACLE: "#d9d9d9"}
+_COLORS = {ROLE_BASE: "#9aa5b1", ROLE_TUNED: "#1f5fa8", ROLE_ORACLE: "#d9d9d9", ROLE_PRIOR: "#ffffff"}
 _TEACHER_COLORS = ["#e07b39", "#4a9c59", "#b5446e", "#8c6bb1", "#c9a227"]
 
 
@@ -163,7 +165,7 @@ def figure_5(
         pos = x - 0.4 + width * (j + 0.5)
         ax.bar(
             pos, np.nan_to_num(acc), width * 0.92, color=color, edgecolor="#333333", linewidth=0.5,
-            hatch="//" if role == ROLE_ORACLE else None, label=labels.get(model, model), zorder=2,
+            hatch={ROLE_ORACLE: "//", ROLE_PRIOR: ".."}.get(role), label=labels.get(model, model), zorder=2,
         )  # fmt: skip
         ax.errorbar(pos, np.nan_to_num(acc), yerr=err, fmt="none", ecolor="#222222", elinewidth=0.8,
                     capsize=2, zorder=3)  # fmt: skip
@@ -200,6 +202,8 @@ def model_labels(models: Sequence[str], student: str) -> dict[str, str]:
             out[m] = f"tuned student ({student} + LoRA)"
         elif m.endswith("oracle"):
             out[m] = "rules oracle (upper bound)"
+        elif m.endswith("prior"):
+            out[m] = "train prior (floor: context unread)"
         else:
             out[m] = f"teacher {m}"
     return out

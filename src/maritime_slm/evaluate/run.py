@@ -35,6 +35,7 @@ from maritime_slm.evaluate.judge import judge_predictions
 from maritime_slm.evaluate.predict import (
     BASE_NAME,
     ORACLE_NAME,
+    PRIOR_NAME,
     ROLE_BASE,
     ROLE_TUNED,
     TUNED_NAME,
@@ -42,6 +43,7 @@ from maritime_slm.evaluate.predict import (
     Loader,
     Prediction,
     oracle_predictions,
+    prior_predictions,
     student_identity,
     student_predictions,
     teacher_predictions,
@@ -59,6 +61,7 @@ from maritime_slm.facts.build import load_facts
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm import Budget, Ledger, RequestCache
 from maritime_slm.report.tables import write_table
+from maritime_slm.train.data import dataset_dir, read_split
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +153,11 @@ def evaluate_run(
             )
         grades = None
         oracle = oracle_predictions(items, facts)
+        train_split = dataset_dir(Path(curate_dir)) / "train.jsonl"
+        if train_split.is_file():
+            oracle += prior_predictions(items, read_split(train_split))
+        else:
+            skipped[PRIOR_NAME] = f"no train split at {train_split}"
         if teachers or ev.judge is not None:
             budget_usd = ev.budget_usd
             with Ledger(llm_dir / "evaluate") as ledger:
@@ -167,7 +175,7 @@ def evaluate_run(
                 shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
         else:
             predictions += oracle
-        models.append(oracle[0].model)
+        models += sorted({p.model for p in oracle}, key=[ORACLE_NAME, PRIOR_NAME].index)
 
     # ---- scores and statistics
     df = score_predictions(predictions, by_id, facts, contexts, grades)
