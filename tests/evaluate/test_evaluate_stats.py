@@ -29,6 +29,11 @@ def test_wilson_textbook_values():
         half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         assert wilson_ci(k, n) == pytest.approx((centre - half, centre + half), abs=1e-9)
     assert wilson_ci(0, 10)[1] > 0.25 and wilson_ci(10, 10)[0] < 0.75
+    # the interval always contains the estimate (12/12 came out as [0.76, 1 - 1e-16] and broke figure 5's bars)
+    for n in range(1, 101):
+        for k in range(n + 1):
+            low, high = wilson_ci(k, n)
+            assert low <= k / n <= high, (k, n)
     assert all(math.isnan(x) for x in wilson_ci(0, 0))
     with pytest.raises(ValueError):
         wilson_ci(5, 4)

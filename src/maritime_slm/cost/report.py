@@ -22,17 +22,17 @@ PAPER_REPORTED = {
 
 def table_7(scenarios: list[ScenarioInputs]) -> pl.DataFrame:
     results = {s.name: annual_costs(s) for s in scenarios}
-    rows = {
-        "API inference, USD/year": "api_usd_per_year",
-        "SLM inference, USD/year": "slm_usd_per_year",
-        "reduction factor (x)": "reduction_factor",
-        "SLM instances": "instances",
-        "one-time cost, USD": "one_time_usd",
-        "break-even, days": "break_even_days",
+    rows = {  # row label -> (result key, decimals shown: whole dollars, 0.1x, cents, ~1 min in days)
+        "API inference, USD/year": ("api_usd_per_year", 0),
+        "SLM inference, USD/year": ("slm_usd_per_year", 0),
+        "reduction factor (x)": ("reduction_factor", 1),
+        "SLM instances": ("instances", 0),
+        "one-time cost, USD": ("one_time_usd", 2),
+        "break-even, days": ("break_even_days", 4),
     }
     data: dict[str, list] = {"quantity": list(rows), "paper_reported": [PAPER_REPORTED.get(r) for r in rows]}
     for s in scenarios:
-        data[s.name] = [float(results[s.name][key]) for key in rows.values()]
+        data[s.name] = [round(float(results[s.name][key]), nd) for key, nd in rows.values()]
     return pl.DataFrame(data)
 
 

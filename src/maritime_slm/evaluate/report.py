@@ -161,7 +161,7 @@ def figure_5(
         )
         lo = np.array([100 * sub[c]["ci_low"] if c in sub and sub[c]["n_scored"] else np.nan for c in cats])
         hi = np.array([100 * sub[c]["ci_high"] if c in sub and sub[c]["n_scored"] else np.nan for c in cats])
-        err = np.vstack([np.nan_to_num(acc - lo), np.nan_to_num(hi - acc)])
+        err = np.clip(np.vstack([np.nan_to_num(acc - lo), np.nan_to_num(hi - acc)]), 0, None)
         pos = x - 0.4 + width * (j + 0.5)
         ax.bar(
             pos, np.nan_to_num(acc), width * 0.92, color=color, edgecolor="#333333", linewidth=0.5,

@@ -27,7 +27,10 @@ def wilson_ci(count: int, nobs: int, alpha: float = ALPHA) -> tuple[float, float
     from statsmodels.stats.proportion import proportion_confint
 
     low, high = proportion_confint(count, nobs, alpha=alpha, method="wilson")
-    return float(low), float(high)
+    p = (
+        count / nobs
+    )  # the interval contains p; statsmodels' float rounding can put 12/12's upper end at 1 - 1e-16
+    return min(float(low), p), max(float(high), p)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ def to_markdown(df: pl.DataFrame, float_digits: int = 3) -> str:
         if v is None:
             return ""
         if isinstance(v, float):
+            if v != 0 and abs(v) < 10**-float_digits:  # a p-value of 1e-10 is not "0"
+                return f"{v:.2g}"
             return f"{v:,.{float_digits}f}".rstrip("0").rstrip(".") if abs(v) < 1e15 else f"{v:.3e}"
         if isinstance(v, int) and not isinstance(v, bool):
             return f"{v:,}"
