@@ -61,6 +61,15 @@ def test_sensitivity_shows_where_the_claim_breaks(paper):
     assert factors[2] == pytest.approx(factors[1] * 10 / 10, rel=1e-3)
 
 
+def test_sensitivity_to_query_length_counts_the_slm_compute_too(paper):
+    grid = sensitivity_grid(paper, [1_000, 10_000_000], [1.0, 2.0])
+    low, high = grid.row(0, named=True), grid.row(1, named=True)
+    # one idle instance either way at 1k/day: twice the tokens double the API bill only
+    assert low["tokens x2"] == pytest.approx(2 * low["tokens x1"], rel=1e-9)
+    # 10M/day: 10 instances -> 20 (half the queries/s each): both bills double, the factor stays
+    assert high["tokens x2"] == pytest.approx(high["tokens x1"], rel=1e-3)
+
+
 def test_this_run_needs_measurements():
     params = load_params("smoke").cost
     with pytest.raises(MissingMeasurement, match="input tokens per query is to be measured by 05_evaluate"):

@@ -96,14 +96,19 @@ def scenario_frame(scenarios: list[ScenarioInputs]) -> pl.DataFrame:
 def sensitivity_grid(
     s: ScenarioInputs, queries_per_day: list[float], tokens_scale: list[float]
 ) -> pl.DataFrame:
-    """Reduction factor over demand (rows) x tokens per query (columns, as a multiple of the scenario's)."""
+    """Reduction factor over demand (rows) x tokens per query (columns, as a multiple of the scenario's).
+
+    Scaling tokens per query scales the API bill and, to first order, the SLM's compute per query: an instance
+    serves `queries/s / scale`. So where many instances carry the load the factor barely moves with query length;
+    where one instance idles (low demand) longer queries are nearly free for the SLM and the factor grows."""
     rows = []
     for q in queries_per_day:
         row = {"queries_per_day": q}
         for scale in tokens_scale:
             varied = ScenarioInputs(**{**asdict(s), "queries_per_day": q,
                                        "input_tokens_per_query": s.input_tokens_per_query * scale,
-                                       "output_tokens_per_query": s.output_tokens_per_query * scale})  # fmt: skip
+                                       "output_tokens_per_query": s.output_tokens_per_query * scale,
+                                       "serving_queries_per_s": s.serving_queries_per_s / scale})  # fmt: skip
             row[f"tokens x{scale:g}"] = annual_costs(varied)["reduction_factor"]
         rows.append(row)
     return pl.DataFrame(rows)
