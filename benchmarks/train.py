@@ -10,6 +10,8 @@ CPU; `torch.cuda.max_memory_allocated` on GPU).
     .venv/bin/python benchmarks/train.py
     # variants measured to pick the CPU defaults (precision, gradient checkpointing); --threads 1 on a busy machine
     .venv/bin/python benchmarks/train.py --configs unsloth,hf,unsloth+fp32,hf+fp32,unsloth+gc
+    # real, variable-length data (a run's curated split) at the default profile's max length
+    .venv/bin/python benchmarks/train.py --data outputs/default/curate --seq-len 896 --steps 48
     # GPU: QLoRA (4-bit) on a ~0.4B-parameter Qwen2-architecture model built from a config (no download)
     .venv/bin/python benchmarks/train.py --gpu
 """
@@ -172,6 +174,8 @@ def worker(args) -> None:
         "trainable_params": s["trainable_params"],
         "wall_s": time.perf_counter() - started,
         "losses": [round(e["loss"], 4) for e in rows],
+        "s_per_step_first_quarter": statistics.mean(t for t, _ in measured[: max(1, len(measured) // 4)]),
+        "s_per_step_last_quarter": statistics.mean(t for t, _ in measured[-max(1, len(measured) // 4) :]),
         "load_avg_1min": os.getloadavg()[0],
     }
     Path(args.json).write_text(json.dumps(out, indent=2, default=str))
@@ -180,17 +184,19 @@ def worker(args) -> None:
 def markdown(results: list[dict], args) -> str:
     head = (
         "| config | backend | precision | grad. ckpt | 4-bit | s/step (median) | tokens/s | peak memory (GiB) "
-        "| loss first → last | load avg |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "| s/step first → last quarter | loss first → last | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {r['config']} | {r['backend']} | {r['precision']} | {r['gradient_checkpointing']} | {r['load_in_4bit']} "
         f"| {r['s_per_step_median']:.3f} | {r['tokens_per_s']:,.0f} | {r['peak_memory_gib']:.2f} "
+        f"| {r['s_per_step_first_quarter']:.2f} → {r['s_per_step_last_quarter']:.2f} "
         f"| {r['first_loss']:.2f} → {r['final_loss']:.2f} | {r['load_avg_1min']:.1f} |\n"
         for r in results
     )
     note = (
         f"\n{'GPU' if args.gpu else 'CPU'}: {results[0]['device'] if results else '?'}; bs {args.batch_size} x "
-        f"{args.seq_len} tokens, {args.steps} steps per config, timing over steps > {args.warmup}; peak memory = "
+        f"{'up to ' + str(args.seq_len) + ' tokens of ' + str(args.data) if args.data else str(args.seq_len) + ' tokens'}"
+        f", {args.steps} steps per config, timing over steps > {args.warmup}; peak memory = "
         f"{results[0]['peak_memory_kind'] if results else '?'}; load avg = the machine's 1-minute load at the end "
         f"of each run ({os.cpu_count()} cores: above that, other processes shared the cores).\n"
     )
@@ -213,6 +219,10 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help="a run's curate folder (real, variable-length examples) instead of synthetic fixed-length ones",
+    )  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -244,7 +254,14 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         data = Path(tmp) / "data"
-        write_examples(data / "curate", args.steps * args.batch_size, args.seq_len)
+        if args.data:
+            train = args.data.resolve() / "dataset" / "train.jsonl"
+            if not train.is_file():
+                sys.exit(f"--data {args.data}: no dataset/train.jsonl there (run the curate stage first)")
+            (data / "curate" / "dataset").mkdir(parents=True)
+            os.symlink(train, data / "curate" / "dataset" / "train.jsonl")
+        else:
+            write_examples(data / "curate", args.steps * args.batch_size, args.seq_len)
         for config in configs:
             work = Path(tmp) / config
             work.mkdir()
