@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from testkit import ROOT
 
-FAKE_KEY = "sk-test-" + "Zq7" * 12
+FAKE_KEY = "test-key-" + "Zq7" * 12
 # Stages whose notebooks do real work; the others record `implemented: false` until their issue lands.
 IMPLEMENTED = {"ingest", "generate", "curate", "finetune", "evaluate", "cost"}
 

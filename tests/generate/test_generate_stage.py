@@ -18,7 +18,7 @@ from maritime_slm.facts.factsheet import compute_facts
 from maritime_slm.generate.run import generate_pairs
 from maritime_slm.llm.testserver import ScriptedServer, json_reply, prompt_of
 
-FAKE_KEY = "sk-test-" + "Kq9" * 12
+FAKE_KEY = "test-key-" + "Kq9" * 12
 
 
 def contexts(n: int) -> tuple[list[dict], dict[str, list[dict]]]:

@@ -8,11 +8,12 @@ import pytest
 from llm_helpers import FAST, ask, make_endpoint
 
 from maritime_slm.llm import Ledger, LLMClient, MissingAPIKey, RequestCache, run_batch
+from maritime_slm.llm.secrets import NO_KEY
 from maritime_slm.llm.testserver import Fail
 
 
 def test_key_never_reaches_a_file_a_result_or_a_repr(scripted, tmp_path, monkeypatch):
-    key = "sk-test-" + "X" * 24 + secrets.token_hex(8)
+    key = "test-key-" + "X" * 24 + secrets.token_hex(8)
     monkeypatch.setenv("MARITIME_TEST_KEY", key)
     server = scripted(
         script={
@@ -48,7 +49,7 @@ def test_key_never_reaches_a_file_a_result_or_a_repr(scripted, tmp_path, monkeyp
 
 
 def test_client_repr_and_errors_name_the_variable_not_the_key(scripted, monkeypatch):
-    monkeypatch.setenv("MARITIME_TEST_KEY", "sk-test-very-secret-value-123456")
+    monkeypatch.setenv("MARITIME_TEST_KEY", "test-only-very-secret-value-123456")
     server = scripted()
     endpoint = make_endpoint(server, api_key_env="MARITIME_TEST_KEY")
     client = LLMClient(endpoint)
@@ -61,8 +62,8 @@ def test_client_repr_and_errors_name_the_variable_not_the_key(scripted, monkeypa
 
 def test_local_endpoints_never_send_the_environment_key(scripted, monkeypatch):
     """A local server needs no key; OPENAI_API_KEY must not be picked up and sent to it."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key-should-stay-home")
+    monkeypatch.setenv("OPENAI_API_KEY", "fake-openai-key-should-stay-home")
     server = scripted(script={"q": [Fail(401, echo_authorization=True)]})
     endpoint = make_endpoint(server, local=True, api_key_env=None)
     result = run_batch(endpoint, [ask("q")], backoff=FAST, progress=False)[0]
-    assert "sk-no-key-required" in result.detail and "stay-home" not in result.detail
+    assert NO_KEY in result.detail and "stay-home" not in result.detail

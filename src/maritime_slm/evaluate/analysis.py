@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from maritime_slm.evaluate.predict import ROLE_ORACLE, ROLE_PRIOR
+from maritime_slm.evaluate.predict import ANSWERED, ROLE_ORACLE, ROLE_PRIOR
 from maritime_slm.evaluate.score import corpus_bleu
 from maritime_slm.evaluate.stats import accuracy, cohens_kappa_ci, correlations, mcnemar_exact
 
@@ -28,32 +28,35 @@ def _ordered(df: pl.DataFrame, models: Sequence[str]) -> list[str]:
     return [m for m in models if m in present] + sorted(present - set(models))
 
 
+def _groups(df: pl.DataFrame, models: Sequence[str], by_category: bool):
+    """(rows of one model, or of one model and category; the row's leading model/role/category columns)."""
+    for model in _ordered(df, models):
+        sub = df.filter(pl.col("model") == model)
+        for cat in sorted(sub["category"].unique().to_list()) if by_category else [None]:
+            part = sub if cat is None else sub.filter(pl.col("category") == cat)
+            head = {"model": model, "role": part["role"][0]}
+            if by_category:
+                head["category"] = cat
+            yield part, head
+
+
 def accuracy_table(
     df: pl.DataFrame, models: Sequence[str], column: str = "grounded", by_category: bool = False
 ) -> pl.DataFrame:
     """Accuracy with its 95 % Wilson CI per model (and category): n scored, correct, accuracy, ci_low, ci_high."""
     rows = []
-    for model in _ordered(df, models):
-        sub = df.filter(pl.col("model") == model)
-        groups = sorted(sub["category"].unique().to_list()) if by_category else [None]
-        for cat in groups:
-            part = sub if cat is None else sub.filter(pl.col("category") == cat)
-            scored = part[column].drop_nulls().to_list()
-            acc = accuracy(scored)
-            row = {"model": model, "role": part["role"][0]}
-            if by_category:
-                row["category"] = cat
-            row |= {
-                "n_items": len(part),
-                "n_scored": acc.n,
-                "correct": acc.correct,
-                "accuracy": acc.accuracy,
-                "ci_low": acc.ci_low,
-                "ci_high": acc.ci_high,
-                "not_answered": int((part["status"].is_in(["ok", "refusal"]).not_()).sum()),
-                "no_final_answer": int((part["error_type"] == "no_final_answer").sum()),
-            }
-            rows.append(row)
+    for part, head in _groups(df, models, by_category):
+        acc = accuracy(part[column].drop_nulls().to_list())
+        rows.append(head | {
+            "n_items": len(part),
+            "n_scored": acc.n,
+            "correct": acc.correct,
+            "accuracy": acc.accuracy,
+            "ci_low": acc.ci_low,
+            "ci_high": acc.ci_high,
+            "not_answered": int((part["status"].is_in(list(ANSWERED)).not_()).sum()),
+            "no_final_answer": int((part["error_type"] == "no_final_answer").sum()),
+        })  # fmt: skip
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
@@ -143,26 +146,18 @@ def speed_table(df: pl.DataFrame, models: Sequence[str], concurrency: Mapping[st
 def paradox_table(df: pl.DataFrame, models: Sequence[str], by_category: bool = False) -> pl.DataFrame:
     """BLEU / ROUGE-L beside judged and grounded accuracy, per model (and category)."""
     rows = []
-    for model in _ordered(df, models):
-        sub = df.filter(pl.col("model") == model)
-        groups = sorted(sub["category"].unique().to_list()) if by_category else [None]
-        for cat in groups:
-            part = sub if cat is None else sub.filter(pl.col("category") == cat)
-            ans = part.filter(pl.col("bleu").is_not_null())
-            judged = part["judged"].drop_nulls()
-            grounded = part["grounded"].drop_nulls()
-            row = {"model": model, "role": part["role"][0]}
-            if by_category:
-                row["category"] = cat
-            row |= {
-                "n": len(ans),
-                "bleu_corpus": corpus_bleu(ans["reply"].to_list(), _refs(ans)) if len(ans) else None,
-                "bleu_mean": _mean(ans["bleu"].to_list()),
-                "rouge_l_mean": _mean(ans["rouge_l"].to_list()),
-                "judged_accuracy": float(judged.mean()) if len(judged) else None,
-                "grounded_accuracy": float(grounded.mean()) if len(grounded) else None,
-            }
-            rows.append(row)
+    for part, head in _groups(df, models, by_category):
+        ans = part.filter(pl.col("bleu").is_not_null())
+        judged = part["judged"].drop_nulls()
+        grounded = part["grounded"].drop_nulls()
+        rows.append(head | {
+            "n": len(ans),
+            "bleu_corpus": corpus_bleu(ans["reply"].to_list(), _refs(ans)) if len(ans) else None,
+            "bleu_mean": _mean(ans["bleu"].to_list()),
+            "rouge_l_mean": _mean(ans["rouge_l"].to_list()),
+            "judged_accuracy": float(judged.mean()) if len(judged) else None,
+            "grounded_accuracy": float(grounded.mean()) if len(grounded) else None,
+        })  # fmt: skip
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 

@@ -152,10 +152,10 @@ def evaluate_run(
                 "no judge model in params (evaluate.judge): judged accuracy and kappa not computed"
             )
         grades = None
-        oracle = oracle_predictions(items, facts)
+        baselines = oracle_predictions(items, facts)  # not models: no load, no request, recomputed each run
         train_split = dataset_dir(Path(curate_dir)) / "train.jsonl"
         if train_split.is_file():
-            oracle += prior_predictions(items, read_split(train_split))
+            baselines += prior_predictions(items, read_split(train_split))
         else:
             skipped[PRIOR_NAME] = f"no train split at {train_split}"
         if teachers or ev.judge is not None:
@@ -168,14 +168,14 @@ def evaluate_run(
                     predictions += answers
                     models.append(teacher.name)
                     concurrency[teacher.name] = teacher.concurrency
-                predictions += oracle
+                predictions += baselines
                 if ev.judge is not None:
                     grades, summaries["judge"] = judge_predictions(ev.judge, predictions, by_id, cache, llm)
                 ledger.write_csv(stage_dir / "ledger.csv")
                 shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
         else:
-            predictions += oracle
-        models += sorted({p.model for p in oracle}, key=[ORACLE_NAME, PRIOR_NAME].index)
+            predictions += baselines
+        models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
 
     # ---- scores and statistics
     df = score_predictions(predictions, by_id, facts, contexts, grades)

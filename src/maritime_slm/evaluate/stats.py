@@ -18,6 +18,13 @@ import numpy as np
 ALPHA = 0.05
 
 
+class _Result:
+    """A statistics result that turns into a table row."""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
 def wilson_ci(count: int, nobs: int, alpha: float = ALPHA) -> tuple[float, float]:
     """Wilson score interval of count/nobs; (nan, nan) for nobs == 0."""
     if nobs <= 0:
@@ -34,15 +41,12 @@ def wilson_ci(count: int, nobs: int, alpha: float = ALPHA) -> tuple[float, float
 
 
 @dataclass(frozen=True)
-class Accuracy:
+class Accuracy(_Result):
     correct: int
     n: int
     accuracy: float
     ci_low: float
     ci_high: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def accuracy(correct: Sequence[bool], alpha: float = ALPHA) -> Accuracy:
@@ -53,7 +57,7 @@ def accuracy(correct: Sequence[bool], alpha: float = ALPHA) -> Accuracy:
 
 
 @dataclass(frozen=True)
-class McNemar:
+class McNemar(_Result):
     """Paired comparison of model A and model B on the same n items.
 
     b: A correct, B wrong; c: A wrong, B correct; p: exact two-sided binomial p-value of b vs c."""
@@ -64,9 +68,6 @@ class McNemar:
     c: int
     both_wrong: int
     p_value: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNemar:
@@ -90,7 +91,7 @@ def mcnemar_from_counts(b: int, c: int, both_correct: int = 0, both_wrong: int =
 
 
 @dataclass(frozen=True)
-class Kappa:
+class Kappa(_Result):
     """Agreement of two binary raters over n items. `table[i][j]`: rater 1 said i, rater 2 said j (1 = correct)."""
 
     n: int
@@ -152,15 +153,12 @@ def kappa_from_table(table, alpha: float = ALPHA) -> Kappa:
 
 
 @dataclass(frozen=True)
-class Correlation:
+class Correlation(_Result):
     n: int
     point_biserial: float
     point_biserial_p: float
     spearman: float
     spearman_p: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def correlations(scores: Sequence[float], correct: Sequence[bool]) -> Correlation:

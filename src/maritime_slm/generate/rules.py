@@ -103,9 +103,9 @@ def choose_facts(
     pools = {
         c: [f for f in facts if f["category"] == c and family(f["key"]) in templates()] for c in categories
     }
-    for c, pool in pools.items():
+    for pool in pools.values():
         rng.shuffle(pool)
-        pools[c] = [f for f in pool if is_trivial(f)] + [f for f in pool if not is_trivial(f)]
+        pool.sort(key=lambda f: not is_trivial(f))  # stable: informative facts last, where pop() takes first
     chosen: list[dict[str, Any]] = []
     while len(chosen) < n_pairs and any(pools.values()):
         for c in categories:

@@ -6,7 +6,7 @@ import os
 
 from ..config import ModelEndpoint
 
-NO_KEY = "sk-no-key-required"
+NO_KEY = "no-key-required"  # local servers take any non-empty key
 
 
 class MissingAPIKey(RuntimeError):
