@@ -1,9 +1,11 @@
 """Params fail before any work starts, naming the file, the key and what was expected."""
 
+import secrets
 import shutil
 
 import pytest
 
+from maritime_slm import config
 from maritime_slm.config import PARAMS_DIR, ParamsError, load_params, parse_override
 
 
@@ -91,3 +93,64 @@ def test_missing_include_is_named(tmp_path):
 def test_cost_scenario_with_unpriced_model_fails():
     with pytest.raises(ParamsError, match=r"scenarios.this_run.api_model 'gpt-9' has no price"):
         load_params("smoke", ["cost.scenarios.this_run.api_model=gpt-9"])
+
+
+def _params_dir(tmp_path, monkeypatch, files: dict[str, bytes | str]):
+    root = tmp_path / "params"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setattr(config, "PARAMS_DIR", root)
+    return root
+
+
+def test_include_cycle_is_named(tmp_path, monkeypatch):
+    root = _params_dir(
+        tmp_path, monkeypatch, {"a.yaml": "include: [b.yaml]\nprofile: a\n", "b.yaml": "include: [a.yaml]\n"}
+    )
+    with pytest.raises(ParamsError, match=r"key 'include': include cycle a.yaml -> b.yaml -> a.yaml"):
+        load_params(str(root / "a.yaml"))
+
+
+def test_bad_included_yaml_is_named(tmp_path, monkeypatch):
+    root = _params_dir(
+        tmp_path, monkeypatch, {"a.yaml": "include: [b.yaml]\nprofile: a\n", "b.yaml": "seed: [1,\n"}
+    )
+    with pytest.raises(ParamsError, match=r"b.yaml: not valid YAML"):
+        load_params(str(root / "a.yaml"))
+
+
+def test_non_utf8_params_file_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"profile: caf\xe9\n")
+    with pytest.raises(ParamsError, match=r"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 12\)"):
+        load_params(str(path))
+
+
+def test_include_cannot_read_files_outside_params(tmp_path, monkeypatch):
+    (tmp_path / "outside.yaml").write_text("seed: 5\n")
+    root = _params_dir(tmp_path, monkeypatch, {"p.yaml": "include: [../outside.yaml]\nprofile: p\n"})
+    with pytest.raises(
+        ParamsError, match=r"p.yaml: key 'include': '../outside.yaml' must name a .yaml file inside"
+    ):
+        load_params(str(root / "p.yaml"))
+
+
+def test_boolean_is_not_a_number():
+    with pytest.raises(ParamsError, match=r"key 'train.lora_r': .*expected a number, not true/false"):
+        load_params("smoke", ["train.lora_r=true"])
+
+
+def test_a_key_given_as_api_key_env_is_refused_and_never_echoed():
+    key = "test-key-" + "X" * 24 + secrets.token_hex(8)
+    with pytest.raises(ParamsError) as err:
+        load_params("smoke", [f"curate.editor.api_key_env={key}"])
+    message = str(err.value)
+    assert "key 'curate.editor.api_key_env'" in message and "NAME of an environment variable" in message
+    assert key not in message and key[-16:] not in message
+
+
+@pytest.mark.parametrize("name", ["../../tmp/escape", "/tmp/x", "..", "", "a" * 300, "a/b", "-x"])
+def test_profile_name_must_be_one_safe_folder_name(name):
+    with pytest.raises(ParamsError, match="expected one folder name"):
+        load_params("smoke", [f"profile={name!r}"])

@@ -1,4 +1,8 @@
-"""Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`."""
+"""Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`.
+
+Exit status: 0 done, 1 a stage failed, 2 bad input (params, run name, a busy or mismatched run folder),
+130 / 143 stopped by Ctrl-C / SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -27,22 +31,40 @@ def _add_params_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from maritime_slm.runguard import Interrupted
     from maritime_slm.runner import NOTEBOOKS_DIR, OUTPUTS_DIR, StageFailed, run
 
+    outputs_dir = Path(args.outputs_dir) if args.outputs_dir else OUTPUTS_DIR
     try:
         manifest = run(
             profile=args.profile,
             stages=args.stages,
             run_name=args.run_name,
             overrides=_overrides(args.overrides),
-            outputs_dir=Path(args.outputs_dir) if args.outputs_dir else OUTPUTS_DIR,
+            outputs_dir=outputs_dir,
             notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else NOTEBOOKS_DIR,
+            force=args.force,
         )
     except (ParamsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        where = (
+            f"stage {exc.stage} stopped (its kernel and any server it started too) and marked 'interrupted' "
+            f"in {exc.manifest}; the stage folders of earlier runs are kept"
+            if exc.stage
+            else "no stage was running"
+        )
+        print(f"\ninterrupted by {exc.name}: {where}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted before the run started: nothing was written", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for stage, entry in manifest["stages"].items():
         print(f"{stage:9s} {entry['status']:8s} {entry.get('wall_s') or 0:8.1f} s")
@@ -102,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_params_args(p_run)
     p_run.add_argument("--stages", default=None, help="e.g. 01-03, 02, 1,3 (default: all)")
     p_run.add_argument("--run-name", default=None, help="outputs/<run-name>/ (default: the profile name)")
+    p_run.add_argument(
+        "--force", action="store_true", help="run even if finished stages in the folder used other params"
+    )
     p_run.add_argument("--outputs-dir", default=None, help=argparse.SUPPRESS)
     p_run.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     p_run.set_defaults(func=cmd_run)

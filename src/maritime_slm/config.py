@@ -8,11 +8,21 @@ value parsed as YAML (so `ingest.inputs='["a.csv"]'` is a list).
 from __future__ import annotations
 
 import glob
+import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = PROJECT_ROOT / "params"
@@ -23,8 +33,38 @@ class ParamsError(ValueError):
     """A params file or override is wrong; the message names the file, the key and what was expected."""
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RUN_NAME_RULE = "one folder name of 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+SECRET_KEYS = ("api_key_env",)
+
+
+def check_run_name(name: str, what: str = "--run-name") -> str:
+    """A run name becomes `outputs/<name>/`: one safe path component, so no run can write outside `outputs/`."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+        shown = repr(name) if len(str(name)) <= 80 else repr(str(name)[:77] + "...")
+        raise ParamsError(f"{what} {shown}: expected {RUN_NAME_RULE}")
+    return name
+
+
+def _types_of(annotation: Any) -> set[Any]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return {t for arg in get_args(annotation) for t in _types_of(arg)}
+    return {annotation}
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's `true`/`yes` would otherwise pass as 1 for a number such as `train.lora_r`."""
+        if isinstance(value, bool) and info.field_name is not None:
+            allowed = _types_of(cls.model_fields[info.field_name].annotation)
+            if bool not in allowed and allowed & {int, float}:
+                raise ValueError("expected a number, not true/false")
+        return value
 
 
 # ---------------------------------------------------------------- 01 ingest
@@ -100,6 +140,29 @@ class ModelEndpoint(Section):
     tpm: int | None = Field(None, gt=0)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    max_failed_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="the stage fails when more of this model's requests get no reply (HTTP errors, timeouts)",
+    )
+    max_invalid_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="the stage fails when more replies stay unusable after re-asks (bad JSON, off-schema); "
+        "1 = never (a weak local model legitimately fails some)",
+    )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "expected the NAME of an environment variable (capitals, digits, '_', e.g. OPENAI_API_KEY), "
+                "never the key itself; the value is not shown"
+            )
+        return value
 
     @model_validator(mode="after")
     def _endpoint(self) -> ModelEndpoint:
@@ -186,6 +249,11 @@ class TrainParams(Section):
     batch_size: int = Field(4, gt=0)
     grad_accum: int = Field(1, gt=0)
     max_length: int = Field(768, gt=0)
+    turns_per_example: int = Field(
+        1,
+        gt=0,
+        description="questions about one context packed into one training conversation (1 = unpacked)",
+    )
     seed: int = 0
     responses_only: bool = True
     rope_scaling: dict[str, Any] | None = None
@@ -200,6 +268,9 @@ class EvaluateParams(Section):
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(8, gt=0)
     max_items: int | None = Field(None, gt=0)
+    llm_max_items: int | None = Field(
+        None, gt=0, description="teachers answer and the judge grades only N items (spread over categories)"
+    )
     paper_accuracy: float = 0.75
 
 
@@ -265,7 +336,7 @@ class CostParams(Section):
 
 
 class Params(Section):
-    profile: str
+    profile: str = Field(description="the default run name, so one safe folder name")
     description: str = ""
     seed: int = 0
     ingest: IngestParams
@@ -276,6 +347,13 @@ class Params(Section):
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     cost: CostParams = Field(default_factory=CostParams)
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_name(cls, value: str) -> str:
+        if not RUN_NAME.fullmatch(value):
+            raise ValueError(f"expected {RUN_NAME_RULE} (it names the run folder)")
+        return value
 
 
 # ---------------------------------------------------------------- loading
@@ -292,6 +370,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
             lines.append(f"  unknown key '{key}' (check the spelling; see src/maritime_slm/config.py)")
         elif e["type"] == "missing":
             lines.append(f"  missing key '{key}': required")
+        elif e["loc"] and e["loc"][-1] in SECRET_KEYS:
+            lines.append(f"  key '{key}': {e['msg']}")
         else:
             got = f" (got {_describe(e['input'])})" if "input" in e else ""
             lines.append(f"  key '{key}': {e['msg']}{got}")
@@ -303,7 +383,7 @@ def profile_path(profile: str) -> Path:
     candidate = Path(profile)
     if candidate.suffix in {".yaml", ".yml"}:
         return candidate if candidate.is_absolute() else Path.cwd() / candidate
-    return PARAMS_DIR / f"{profile}.yaml"
+    return PARAMS_DIR / f"{check_run_name(profile, '--profile')}.yaml"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -311,12 +391,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ParamsError(f"override '{text}': expected key.sub=value")
     key, raw = text.split("=", 1)
     key = key.strip()
+    shown = _shown_overrides([text])[0]
     if not key or any(not part for part in key.split(".")):
-        raise ParamsError(f"override '{text}': expected key.sub=value")
+        raise ParamsError(f"override '{shown}': expected key.sub=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ParamsError(f"override '{text}': value is not valid YAML ({exc})") from exc
+        why = f" ({exc})" if shown == text else ""
+        raise ParamsError(f"override '{shown}': value is not valid YAML{why}") from None
     return key.split("."), value
 
 
@@ -330,7 +412,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
                 child = node[part] = {}
             if not isinstance(child, dict):
                 dotted = ".".join(path[: i + 1])
-                raise ParamsError(f"override '{text}' ({source}): '{dotted}' is not a section")
+                shown = _shown_overrides([text])[0]
+                raise ParamsError(f"override '{shown}' ({source}): '{dotted}' is not a section")
             node = child
         node[path[-1]] = value
     return data
@@ -346,23 +429,61 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def resolve_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """`include: [shared/cost.yaml]` pulls in blocks shared by profiles; the profile's own keys win."""
-    includes = data.pop("include", None) or []
-    if not isinstance(includes, list):
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; unreadable, non-UTF-8 or invalid YAML is a ParamsError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise ParamsError(
-            f"{path}: key 'include': expected a list of YAML files, got {type(includes).__name__}"
-        )
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve_includes(data: dict[str, Any], path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """`include: [shared/cost.yaml]` pulls in blocks shared by profiles; the profile's own keys win.
+
+    Include names are relative to `params/` and must stay inside it, so a profile cannot read other files.
+    """
+    includes = data.pop("include", None) or []
+    if not isinstance(includes, list) or not all(isinstance(n, str) for n in includes):
+        raise ParamsError(f"{path}: key 'include': expected a list of YAML file names under {PARAMS_DIR}")
+    chain = (*chain, path.resolve())
+    root = PARAMS_DIR.resolve()
     base: dict[str, Any] = {}
     for name in includes:
-        inc = path.parent / name
+        inc = (PARAMS_DIR / name).resolve()
+        if not inc.is_relative_to(root) or inc.suffix not in {".yaml", ".yml"}:
+            raise ParamsError(f"{path}: key 'include': '{name}' must name a .yaml file inside {PARAMS_DIR}")
         if not inc.is_file():
             raise ParamsError(f"{path}: key 'include': file not found: {inc}")
-        loaded = yaml.safe_load(inc.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ParamsError(f"{inc}: expected a mapping at the top level")
-        base = deep_merge(base, resolve_includes(loaded, inc))
+        if inc in chain:
+            cycle = " -> ".join(p.name for p in (*chain[chain.index(inc) :], inc))
+            raise ParamsError(f"{path}: key 'include': include cycle {cycle}")
+        base = deep_merge(base, resolve_includes(_read_mapping(inc), inc, chain))
     return deep_merge(base, data)
+
+
+def _shown_overrides(overrides: list[str]) -> list[str]:
+    """Overrides as a message may show them: a value given to a secret-ish key is hidden."""
+    shown = []
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        shown.append(f"{key}=<hidden>" if key.rsplit(".", 1)[-1] in SECRET_KEYS else text)
+    return shown
 
 
 def load_params(profile: str, overrides: list[str] | None = None) -> Params:
@@ -371,14 +492,8 @@ def load_params(profile: str, overrides: list[str] | None = None) -> Params:
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
         raise ParamsError(f"params file not found: {path} (profiles in {PARAMS_DIR}: {available})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    data = resolve_includes(data, path)
-    source = str(path) + (f" with overrides {overrides}" if overrides else "")
+    data = resolve_includes(_read_mapping(path), path)
+    source = str(path) + (f" with overrides {_shown_overrides(overrides)}" if overrides else "")
     data = apply_overrides(data, overrides or [], source)
     try:
         params = Params.model_validate(data)
@@ -417,6 +532,6 @@ def load_resolved(run_dir: str | Path) -> Params:
     if not path.is_file():
         raise ParamsError(f"no resolved params at {path}: start the run with `python -m maritime_slm run`")
     try:
-        return Params.model_validate(yaml.safe_load(path.read_text()))
+        return Params.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise ParamsError(_format_errors(exc, str(path))) from None

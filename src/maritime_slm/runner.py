@@ -3,7 +3,8 @@
 Each stage executes into a hidden temporary folder that is renamed into place only when the notebook finished;
 the previous version of the stage is kept until then, so a crash or `kill -9` never leaves half a stage.
 `manifest.json` records, per stage: status, start/end, wall time, params hash, outputs with row counts, and the
-numbers the notebook recorded with `Stage.record`.
+numbers the notebook recorded with `Stage.record`. One run at a time holds a run folder (`runguard.RunLock`);
+a run whose params differ from the folder's finished stages is refused unless forced.
 """
 
 from __future__ import annotations
@@ -20,9 +21,19 @@ from typing import Any
 
 import papermill as pm
 import polars as pl
+import yaml
 from tqdm.auto import tqdm
 
-from maritime_slm.config import OUTPUTS_DIR, PROJECT_ROOT, Params, dump_params, load_params
+from maritime_slm.config import (
+    OUTPUTS_DIR,
+    PROJECT_ROOT,
+    Params,
+    ParamsError,
+    check_run_name,
+    dump_params,
+    load_params,
+)
+from maritime_slm.runguard import Interrupted, RunLock, signals_interrupt, stop_descendants
 from maritime_slm.stage import STAGES, SUMMARY_FILE
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -31,6 +42,10 @@ KERNEL_NAME = "maritime-slm"
 
 class StageFailed(RuntimeError):
     """A notebook cell raised; the message names the notebook, the cell and the error."""
+
+
+class ParamsMismatch(ValueError):
+    """Finished stages in the run folder were made with other params; the message says which keys changed."""
 
 
 def parse_stages(spec: str | None) -> list[str]:
@@ -131,15 +146,60 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def load_manifest(run_dir: Path) -> dict[str, Any]:
+def load_manifest(run_dir: Path, locked: bool = False) -> dict[str, Any]:
     """The run's manifest; a stage left 'running' by a runner that no longer exists (SIGKILL, power loss) is
-    reported as 'killed' rather than pretending to still run."""
+    reported as 'killed' rather than pretending to still run. Under the run lock no other runner can be alive."""
     path = run_dir / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    try:
+        manifest = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    except (ValueError, UnicodeDecodeError):
+        raise ParamsError(f"{path}: not valid JSON; move it aside to start the run folder afresh") from None
     for entry in manifest["stages"].values():
-        if entry.get("status") == "running" and not _alive(entry.get("pid")):
+        if entry.get("status") == "running" and (locked or not _alive(entry.get("pid"))):
             entry["status"] = "killed"
     return manifest
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        return {k: v for key, value in data.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): data}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def params_changes(run_dir: Path, manifest: dict[str, Any], params: Params, rerun: set[str]) -> list[str]:
+    """One line per finished stage that this run leaves in place but that was made with other params."""
+    sha = params_sha(params)
+    new = _flat(params.model_dump(mode="json"))
+    folder_params = run_dir / "params.yaml"
+    lines = []
+    for stage, entry in manifest["stages"].items():
+        if (
+            stage in rerun
+            or entry.get("status") not in ("done", "placeholder")
+            or entry.get("params_sha") == sha
+        ):
+            continue
+        old = entry.get("params")
+        if old is None and folder_params.is_file():
+            text = folder_params.read_text()
+            if hashlib.sha256(text.encode()).hexdigest()[:12] == entry.get("params_sha"):
+                old = yaml.safe_load(text)
+        if old is None:
+            lines.append(
+                f"  {stage}: made with params_sha {entry.get('params_sha')} (its params were not kept)"
+            )
+            continue
+        old = _flat(old)
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changes = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys[:8])
+        more = f"; and {len(keys) - 8} more" if len(keys) > 8 else ""
+        lines.append(f"  {stage}: {changes}{more}")
+    return lines
 
 
 def recover_stage_dir(run_dir: Path, stage: str) -> None:
@@ -200,6 +260,7 @@ def run_stage(
         "pid": os.getpid(),
         "start": _now(),
         "params_sha": params_sha(params),
+        "params": params.model_dump(mode="json"),
     }
     manifest["stages"][stage] = entry
     _write_json_atomic(run_dir / "manifest.json", manifest)
@@ -219,7 +280,7 @@ def run_stage(
             progress_bar={"desc": f"  {stem} cells", "leave": False},
         )
     except pm.PapermillExecutionError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        recover_stage_dir(run_dir, stage)
         entry.update(
             status="failed",
             end=_now(),
@@ -238,20 +299,48 @@ def run_stage(
             f"(index {exc.cell_index} of the executed copy, ending `{last_line[0][:80]}`): "
             f"{exc.ename}: {exc.evalue}\n  executed copy (shows where): {executed}"
         ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        entry.update(status="interrupted", end=_now(), wall_s=round(time.perf_counter() - started, 2))
+    except BaseException as exc:
+        stopped = stop_descendants()
+        recover_stage_dir(run_dir, stage)
+        entry.update(end=_now(), wall_s=round(time.perf_counter() - started, 2), stopped=stopped)
+        if isinstance(exc, Exception):
+            entry.update(
+                status="failed", error={"cell": None, "ename": type(exc).__name__, "evalue": str(exc)}
+            )
+            _write_json_atomic(run_dir / "manifest.json", manifest)
+            raise StageFailed(
+                f"stage {stem} failed running notebooks/{stem}.ipynb: {type(exc).__name__}: {exc}"
+            ) from exc
+        entry.update(
+            status="interrupted", signal=exc.name if isinstance(exc, Interrupted) else type(exc).__name__
+        )
         _write_json_atomic(run_dir / "manifest.json", manifest)
+        if isinstance(exc, Interrupted):
+            exc.stage, exc.manifest = stem, run_dir / "manifest.json"
         raise
-    summary_path = tmp / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    entry.update(outputs=describe_outputs(tmp), summary=summary)
-    commit_stage_dir(tmp, run_dir / stage)
+    try:
+        summary_path = tmp / SUMMARY_FILE
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        entry.update(outputs=describe_outputs(tmp), summary=summary)
+        commit_stage_dir(tmp, run_dir / stage)
+        entry["paper"] = publish_paper_artifacts(run_dir / stage, run_dir)
+    except Exception as exc:
+        recover_stage_dir(run_dir, stage)
+        entry.update(
+            status="failed",
+            end=_now(),
+            wall_s=round(time.perf_counter() - started, 2),
+            error={"cell": None, "ename": type(exc).__name__, "evalue": str(exc), "while": "committing"},
+        )
+        _write_json_atomic(run_dir / "manifest.json", manifest)
+        raise StageFailed(
+            f"stage {stem} ran but its outputs could not be committed to {run_dir / stage}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     entry.update(
         status="done" if summary.get("implemented", True) else "placeholder",
         end=_now(),
         wall_s=round(time.perf_counter() - started, 2),
-        paper=publish_paper_artifacts(run_dir / stage, run_dir),
     )
     _write_json_atomic(run_dir / "manifest.json", manifest)
     return entry
@@ -264,21 +353,41 @@ def run(
     overrides: list[str] | None = None,
     outputs_dir: Path = OUTPUTS_DIR,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Validate everything first, then execute the chosen notebooks in order; stop at the first failure."""
+    """Validate everything first, then execute the chosen notebooks in order; stop at the first failure.
+
+    Nothing is written before the run name is checked and the run folder's lock is held.
+    """
+    run_name = check_run_name(run_name) if run_name is not None else None
     params = load_params(profile, overrides)
     stems = parse_stages(stages)
     missing = [s for s in stems if not (notebooks_dir / f"{s}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"notebooks not found in {notebooks_dir}: {', '.join(missing)}")
-    run_name = run_name or params.profile
-    run_dir = Path(outputs_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "params.yaml").write_text(dump_params(params))
-    manifest = load_manifest(run_dir)
-    manifest.update(run_name=run_name, profile=profile, overrides=overrides or [], updated=_now())
-    bar = tqdm(stems, desc=f"run {run_name}", unit="stage")
-    for stem in bar:
-        bar.set_postfix_str(stem)
-        run_stage(stem, run_name, profile, run_dir, params, notebooks_dir, manifest)
+    run_name = run_name or check_run_name(params.profile, "profile name (the default run name)")
+    outputs_dir = Path(outputs_dir)
+    run_dir = outputs_dir / run_name
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise ParamsError(f"--run-name {run_name!r}: {run_dir} exists and is not a plain folder")
+    run_dir.mkdir(exist_ok=True)
+    with signals_interrupt(), RunLock(run_dir):
+        manifest = load_manifest(run_dir, locked=True)
+        changed = params_changes(run_dir, manifest, params, {STAGES[s] for s in stems})
+        if changed:
+            head = f"finished stages in {run_dir} were made with other params than this run's:"
+            if not force:
+                raise ParamsMismatch(
+                    "\n".join([head, *changed])
+                    + "\n  re-run those stages too, use another --run-name, or pass --force to mix them"
+                )
+            print("warning (--force): " + "\n".join([head, *changed]), file=sys.stderr)
+        (run_dir / "params.yaml").write_text(dump_params(params))
+        manifest.update(run_name=run_name, profile=profile, overrides=overrides or [], updated=_now())
+        _write_json_atomic(run_dir / "manifest.json", manifest)
+        bar = tqdm(stems, desc=f"run {run_name}", unit="stage")
+        for stem in bar:
+            bar.set_postfix_str(stem)
+            run_stage(stem, run_name, profile, run_dir, params, notebooks_dir, manifest)
     return manifest

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from maritime_slm.config import OUTPUTS_DIR, Params, dump_params, load_params, load_resolved
+from maritime_slm.config import OUTPUTS_DIR, Params, check_run_name, dump_params, load_params, load_resolved
 
 # Notebook file stem -> stage folder, in pipeline order. Data flows forward only along this list.
 STAGES: dict[str, str] = {
@@ -44,7 +44,7 @@ class Stage:
             run_path = Path(run_dir)
             params = load_resolved(run_path)
         else:
-            run_path = OUTPUTS_DIR / run_name
+            run_path = OUTPUTS_DIR / check_run_name(run_name, "run_name")
             params = load_params(profile)
             run_path.mkdir(parents=True, exist_ok=True)
             (run_path / "params.yaml").write_text(dump_params(params))

@@ -369,6 +369,15 @@ def run_ingest(
         }
         inputs = [csv_path, *inputs]
     summary = ingest_files(inputs, stage_dir, chunk_rows=cfg.chunk_rows, progress=progress)
+    if not summary["rows_clean"]:
+        per_file = "; ".join(
+            f"{f['path']}: {f['rows_in']} data rows, {f['rows_quarantined']} quarantined"
+            for f in summary["inputs"]
+        )
+        raise IngestError(
+            f"ingest.inputs: no usable AIS rows ({per_file}); expected at least one valid position report "
+            "(see quarantine.parquet for why rows were rejected)"
+        )
     summary["simulated"] = simulated
     if paper:
         from maritime_slm.report.ingest_figures import write_ingest_artifacts

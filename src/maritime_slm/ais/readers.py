@@ -91,6 +91,7 @@ _LINE_SEPARATOR = "\x1f"  # ASCII unit separator: never in AIS text, so polars h
 _QUOTED_COMMA = "\x1e"  # stands in for a comma inside a quoted field until the field is cut out
 
 _MAGIC_ZIP = b"PK\x03\x04"
+_MAGIC_ZIP_EMPTY = b"PK\x05\x06"  # an archive with no members is only its end-of-directory record
 _MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"
 _MAGIC_GZIP = b"\x1f\x8b"
 _MAGIC_PARQUET = b"PAR1"
@@ -179,7 +180,7 @@ def detect_format(path: str | Path) -> SourceInfo:
             elif not any(_ALIASES.get(_normalise(c)) == "mmsi" for c in columns):
                 raise IngestError(f"{path}: Parquet file has geometry but no MMSI column ({columns[:20]})")
             return SourceInfo(path, AisFormat.GEOPARQUET_2024, "parquet", columns)
-        container = {_MAGIC_ZIP: "zip", _MAGIC_ZSTD: "zstd"}.get(
+        container = {_MAGIC_ZIP: "zip", _MAGIC_ZIP_EMPTY: "zip", _MAGIC_ZSTD: "zstd"}.get(
             magic, "gzip" if magic[:2] == _MAGIC_GZIP else "plain"
         )
         member = _zip_member(path) if container == "zip" else None
@@ -274,15 +275,23 @@ def sniff_ts_format(samples: list[str]) -> str:
 
 
 def _csv_ts_samples(info: SourceInfo, ts_index: int, n: int = 20) -> list[str]:
+    """Timestamps of the first data lines; a line that is not valid CSV (a stray CR inside quotes) is skipped
+    here and quarantined by the ingest."""
     samples: list[str] = []
-    with _open_stream(info) as fh:
-        fh.readline()
-        for raw in fh:
-            fields = _csv_columns(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            if len(fields) > ts_index:
-                samples.append(fields[ts_index])
-            if len(samples) >= n:
-                break
+    try:
+        with _open_stream(info) as fh:
+            fh.readline()
+            for raw in fh:
+                try:
+                    fields = _csv_columns(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+                except csv.Error:
+                    continue
+                if len(fields) > ts_index:
+                    samples.append(fields[ts_index])
+                if len(samples) >= n:
+                    break
+    except Exception as exc:
+        raise IngestError(f"cannot read AIS file {info.path}: {type(exc).__name__}: {exc}") from exc
     return samples
 
 

@@ -30,6 +30,7 @@ from maritime_slm.curate.verify import ERROR_DESCRIPTIONS, verify
 from maritime_slm.generate.records import QAPair
 from maritime_slm.generate.rules import final_answer_text
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
+from maritime_slm.llm.failures import FailureWatch
 
 EDITOR_CONTEXT_CHARS = 12_000
 """Longest context text shown to the editor (longer ones are cut, with a note; the facts carry the values)."""
@@ -174,10 +175,11 @@ def llm_editor(
 
     def edit(jobs: Sequence[EditJob]) -> list[EditorRevision | str]:
         requests = [LLMRequest(messages=j.messages, output=EditorRevision, tag=j.pair.category) for j in jobs]
-        batch = run_batch(
-            endpoint, requests, cache=cache, ledger=ledger, budget=budget, progress=progress,
-            desc=f"editor {endpoint.name}",
-        )  # fmt: skip
+        with FailureWatch(endpoint, "editor", len(requests)) as watch:
+            batch = run_batch(
+                endpoint, requests, cache=cache, ledger=ledger, budget=budget, progress=progress,
+                desc=f"editor {endpoint.name}", on_result=watch,
+            )  # fmt: skip
         return [r.value if r.ok else f"{r.failure}: {r.detail[:200]}" for r in batch]
 
     return edit

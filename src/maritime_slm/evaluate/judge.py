@@ -23,6 +23,7 @@ from maritime_slm.evaluate.cache import PredictionCache, prediction_key
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.evaluate.predict import LLMContext, Prediction, llm_identity
 from maritime_slm.llm import LLMRequest, run_batch, serving
+from maritime_slm.llm.failures import FailureWatch
 
 Grade = Literal["CORRECT", "INCORRECT"]
 CANDIDATE_CHARS = 4000
@@ -145,10 +146,10 @@ def judge_predictions(
     summary = f"judge {judge.name}: {n_cached} grades from the prediction cache"
     if todo:
         requests = [LLMRequest(messages=m, tag=items[predictions[i].item_id].category) for i, _, m in todo]
-        with serving([judge]) as ready:
+        with serving([judge]) as ready, FailureWatch(ready[0], "judge", len(requests)) as watch:
             batch = run_batch(
                 ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-                progress=llm.progress, desc=f"judge {judge.name}",
+                progress=llm.progress, desc=f"judge {judge.name}", on_result=watch,
             )  # fmt: skip
         for (i, key, _), result in zip(todo, batch, strict=True):
             p = predictions[i]

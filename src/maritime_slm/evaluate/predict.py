@@ -43,6 +43,7 @@ from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
 from maritime_slm.llm import Budget, Ledger, LLMClient, LLMRequest, LLMResult, RequestCache, run_sync, serving
 from maritime_slm.llm.client import is_reasoning_model
+from maritime_slm.llm.failures import FailureWatch
 
 logger = logging.getLogger(__name__)
 
@@ -376,10 +377,10 @@ def teacher_predictions(
                            status=f"failed:{result.failure}", detail=result.detail[:300])  # fmt: skip
         out[it.id] = p
 
-    with serving([endpoint]) as ready:
+    with serving([endpoint]) as ready, FailureWatch(ready[0], "teacher", len(missing), then=keep) as watch:
         results, _, elapsed = run_timed(
             ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-            progress=llm.progress, desc=f"teacher {endpoint.name}", on_result=keep,
+            progress=llm.progress, desc=f"teacher {endpoint.name}", on_result=watch,
         )  # fmt: skip
     failed = sum(not (r.ok or r.failure == "refusal") for r in results)
     calls = sum(r.calls for r in results)

@@ -1,8 +1,8 @@
 """The multi-teacher run: the rules teacher plus every LLM teacher in params, through the shared cache/ledger/budget.
 
 Each LLM request asks one teacher for one pair of one category about one context. Local teachers get a
-llama.cpp server for the duration of their batch. A failed request is recorded (failures.jsonl and the ledger),
-never fatal; a budget stop ends the run cleanly with what finished.
+llama.cpp server for the duration of their batch. A failed request is recorded (failures.jsonl and the ledger);
+too many failures, or a fatal one, fail the stage (`llm.failures`); a budget stop ends the run cleanly.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from maritime_slm.generate.records import QAPair, TeacherOutput
 from maritime_slm.generate.rules import rules_pairs
 from maritime_slm.jsonl import write_jsonl
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
+from maritime_slm.llm.failures import FailureWatch
 
 
 @dataclass
@@ -72,9 +73,11 @@ def run_teacher(
     budget: Budget,
 ) -> tuple[list[QAPair], list[dict[str, Any]], str, bool]:
     requests, keys = teacher_requests(contexts, facts, params, endpoint.name)
-    batch = run_batch(
-        endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}"
-    )
+    with FailureWatch(endpoint, "teacher", len(requests)) as watch:
+        batch = run_batch(
+            endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}",
+            on_result=watch,
+        )  # fmt: skip
     pairs, failures = [], []
     for i, ((cid, category), result) in enumerate(zip(keys, batch, strict=True)):
         if result.ok:
