@@ -31,7 +31,14 @@ def test_unreachable_teacher_fails_the_stage_naming_the_endpoint(tmp_path):
     assert message.startswith(
         f"teacher 'api-teacher' (model gpt-4o at {Unreachable.base_url}): the server was"
     )
-    assert "never reached: APIConnectionError" in message and FAKE_KEY not in message
+    assert (
+        "never reached: APIConnectionError: Connection error. The 0 replies" in message
+        and FAKE_KEY not in message
+    )
+    context = err.value.__context__
+    while context is not None:  # an exception group in the context chain makes IPython hide the message
+        assert not isinstance(context, BaseExceptionGroup)
+        context = context.__context__
 
 
 def test_insufficient_quota_stops_the_batch_at_once(tmp_path):

@@ -175,11 +175,10 @@ def llm_editor(
 
     def edit(jobs: Sequence[EditJob]) -> list[EditorRevision | str]:
         requests = [LLMRequest(messages=j.messages, output=EditorRevision, tag=j.pair.category) for j in jobs]
-        with FailureWatch(endpoint, "editor", len(requests)) as watch:
-            batch = run_batch(
-                endpoint, requests, cache=cache, ledger=ledger, budget=budget, progress=progress,
-                desc=f"editor {endpoint.name}", on_result=watch,
-            )  # fmt: skip
+        batch = FailureWatch(endpoint, "editor", len(requests)).run(
+            run_batch, endpoint, requests, cache=cache, ledger=ledger, budget=budget, progress=progress,
+            desc=f"editor {endpoint.name}",
+        )  # fmt: skip
         return [r.value if r.ok else f"{r.failure}: {r.detail[:200]}" for r in batch]
 
     return edit

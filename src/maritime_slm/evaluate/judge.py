@@ -146,10 +146,10 @@ def judge_predictions(
     summary = f"judge {judge.name}: {n_cached} grades from the prediction cache"
     if todo:
         requests = [LLMRequest(messages=m, tag=items[predictions[i].item_id].category) for i, _, m in todo]
-        with serving([judge]) as ready, FailureWatch(ready[0], "judge", len(requests)) as watch:
-            batch = run_batch(
-                ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-                progress=llm.progress, desc=f"judge {judge.name}", on_result=watch,
+        with serving([judge]) as ready:
+            batch = FailureWatch(ready[0], "judge", len(requests)).run(
+                run_batch, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
+                progress=llm.progress, desc=f"judge {judge.name}",
             )  # fmt: skip
         for (i, key, _), result in zip(todo, batch, strict=True):
             p = predictions[i]

@@ -377,10 +377,10 @@ def teacher_predictions(
                            status=f"failed:{result.failure}", detail=result.detail[:300])  # fmt: skip
         out[it.id] = p
 
-    with serving([endpoint]) as ready, FailureWatch(ready[0], "teacher", len(missing), then=keep) as watch:
-        results, _, elapsed = run_timed(
-            ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-            progress=llm.progress, desc=f"teacher {endpoint.name}", on_result=watch,
+    with serving([endpoint]) as ready:
+        results, _, elapsed = FailureWatch(ready[0], "teacher", len(missing), then=keep).run(
+            run_timed, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
+            progress=llm.progress, desc=f"teacher {endpoint.name}",
         )  # fmt: skip
     failed = sum(not (r.ok or r.failure == "refusal") for r in results)
     calls = sum(r.calls for r in results)

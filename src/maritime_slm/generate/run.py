@@ -73,11 +73,9 @@ def run_teacher(
     budget: Budget,
 ) -> tuple[list[QAPair], list[dict[str, Any]], str, bool]:
     requests, keys = teacher_requests(contexts, facts, params, endpoint.name)
-    with FailureWatch(endpoint, "teacher", len(requests)) as watch:
-        batch = run_batch(
-            endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}",
-            on_result=watch,
-        )  # fmt: skip
+    batch = FailureWatch(endpoint, "teacher", len(requests)).run(
+        run_batch, endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}"
+    )  # fmt: skip
     pairs, failures = [], []
     for i, ((cid, category), result) in enumerate(zip(keys, batch, strict=True)):
         if result.ok:

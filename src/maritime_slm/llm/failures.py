@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import ModelEndpoint
@@ -21,6 +22,7 @@ UNUSABLE = frozenset({"invalid_json", "truncated", "schema_error", "refusal"})
 _FATAL = re.compile(
     r"insufficient_quota|invalid_api_key|AuthenticationError|PermissionDeniedError|Error code: 40[13]\b"
 )
+T = TypeVar("T")
 _UNREACHABLE = re.compile(r"APIConnectionError|ConnectError|Connection refused")
 
 
@@ -40,7 +42,7 @@ def endpoint_label(base_url: str | None) -> str:
 
 
 class FailureWatch:
-    """Pass as `on_result` inside `with FailureWatch(...)`; raises ModelCallsFailed when the batch must stop.
+    """Run a batch through `FailureWatch(...).run(run_batch, ...)`: raises ModelCallsFailed when it must stop.
 
     `then` is the caller's own `on_result`, called first so that a result is kept before the batch stops.
     """
@@ -55,15 +57,21 @@ class FailureWatch:
         self.ok = self.no_reply = self.unusable = 0
         self.first_error = ""
 
-    def __enter__(self) -> FailureWatch:
-        return self
+    def run(self, batch: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`batch(*args, on_result=self, **kwargs)`; a ModelCallsFailed leaves the batch's task group as itself.
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        """The task group running the batch wraps the error in an exception group: unwrap it."""
-        if isinstance(exc, BaseExceptionGroup) and (found := exc.subgroup(ModelCallsFailed)) is not None:
+        It is raised outside the `except` block so that it carries no exception group as its context (IPython
+        then shows it as a plain error, and papermill reports its message).
+        """
+        try:
+            return batch(*args, on_result=self, **kwargs)
+        except BaseExceptionGroup as group:
+            found = group.subgroup(ModelCallsFailed)
+            if found is None:
+                raise
             while isinstance(found, BaseExceptionGroup):
                 found = found.exceptions[0]
-            raise found from None
+        raise found
 
     def __call__(self, index: int, result: LLMResult, *rest: object) -> None:
         if self.then is not None:
@@ -99,6 +107,6 @@ class FailureWatch:
     def _fail(self, why: str) -> None:
         raise ModelCallsFailed(
             f"{self.role} '{self.endpoint.name}' (model {self.endpoint.model} at "
-            f"{endpoint_label(self.endpoint.base_url)}): {why}. The {self.ok} replies that succeeded are "
+            f"{endpoint_label(self.endpoint.base_url)}): {why.rstrip('.')}. The {self.ok} replies that succeeded are "
             "cached, so a re-run pays only for the rest."
         )
