@@ -51,7 +51,9 @@ def test_teacher_answers_with_faults_recorded(run, tmp_path):
         cache = PredictionCache(tmp_path / "predictions_cache")
         llm, ledger = llm_context(tmp_path)
         with ledger:
-            preds, summary = teacher_predictions(endpoint(server, "t1"), items, p, cache, llm)
+            preds, summary = teacher_predictions(
+                endpoint(server, "t1", max_failed_share=1.0), items, p, cache, llm
+            )
         status = {pr.item_id: pr.status for pr in preds}
         assert status[items[0].id] == "failed:http_error" and status[items[1].id] == "failed:timeout"
         assert status[items[2].id] == "refusal" and preds[2].reply == "" and preds[2].answered
@@ -120,7 +122,7 @@ def test_judge_grades_parsed_cached_and_counted(run, tmp_path):
         return Reply("Hmm, hard to say.")
 
     with ScriptedServer(default=judge_reply) as server:
-        judge = endpoint(server, "judge", temperature=0.0, max_tokens=16)
+        judge = endpoint(server, "judge", temperature=0.0, max_tokens=16, max_failed_share=1.0)
         cache = PredictionCache(tmp_path / "pc")
         llm, ledger = llm_context(tmp_path)
         with ledger:
