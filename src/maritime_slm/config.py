@@ -187,6 +187,9 @@ class GenerateParams(Section):
         ]
     )
     pairs_per_context: int = Field(6, gt=0, description="per teacher and context, spread over categories")
+    llm_pairs_per_context: int | None = Field(
+        None, gt=0, description="LLM teachers' requests per context (None = pairs_per_context)"
+    )
     llm_max_contexts: int | None = Field(
         None,
         gt=0,

@@ -58,7 +58,9 @@ def test_numbers_add_up(run):
     assert sum(r["kept"] for r in revisions) == result["revision"]["kept"] == fake["revision_kept"]
     assert all(r["error_type"] != "unanswerable_question" for r in revisions)
     kept_rows = sum(result["dataset_rows"].values())
-    assert kept_rows == result["dedup"]["kept"] == sum(result["sizes"].values())
+    held_out = result["split"]["unseen_wording_dropped_from_train_val"]
+    assert held_out > 0  # rules pairs worded with a held-out phrasing outside test
+    assert kept_rows + held_out == result["dedup"]["kept"] and kept_rows == sum(result["sizes"].values())
     assert result["dedup"]["dropped"] > 0  # the fake teacher copies rules questions
     assert result["split"]["leakage"] == {"contexts_in_two_splits": 0, "vessel_window_across_splits": 0}
     assert 0 <= result["decontamination"]["share_13gram"] <= 1
@@ -88,3 +90,4 @@ def test_paper_artifacts(run):
         assert img.size[0] >= 1000 and img.info["dpi"][0] >= 150
     card = (stage / "dataset" / "dataset_card.md").read_text()
     assert "Known limits" in card and "fake-llm" in card and "Wilson" in card
+    assert "held-out wording" in card

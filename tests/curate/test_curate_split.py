@@ -126,3 +126,20 @@ def test_decontamination_flags_shared_data_not_boilerplate():
     leaked["c5"] = {**contexts["c5"], "text": contexts["c5"]["text"] + "\n" + contexts["c0"]["text"]}
     dirty = decontamination(pairs, leaked)
     assert dirty["share_13gram"] == 0.5 and dirty["max_overlap_13gram"] > 0.9
+
+
+def test_held_out_wordings_reach_test_only(synthetic):
+    """A pair worded with a held-out phrasing is dropped from train and val and kept in test."""
+    contexts, pairs = synthetic
+    worded = [
+        p.model_copy(update={"phrasing": "unseen" if i % 3 == 0 else "seen"}) for i, p in enumerate(pairs)
+    ]
+    result = split_pairs(worded, contexts, SplitParams(train=0.7, val=0.15, test=0.15, seed=1))
+    by_split = Counter((p.split, p.phrasing) for p in result.pairs)
+    assert by_split[("train", "unseen")] == by_split[("val", "unseen")] == 0
+    assert by_split[("test", "unseen")] > 0 and by_split[("train", "seen")] > 0
+    unseen_test = sum(
+        1 for p in worded if p.phrasing == "unseen" and result.context_split[p.context_id] == "test"
+    )
+    assert by_split[("test", "unseen")] == unseen_test == result.report["unseen_wording_in_test"]
+    assert result.report["unseen_wording_dropped_from_train_val"] == len(worded) - len(result.pairs) > 0

@@ -160,3 +160,44 @@ def test_missing_adapter_and_no_llms_are_skipped_with_reasons(tmp_path):
     assert set(res["skipped"]) == {"student-tuned", "teachers", "judge", "train-prior"}
     assert res["student_queries_per_s"] is None and res["kappa"].is_empty()
     assert "not computed" in (tmp_path / "stage" / "paper" / "table_6.md").read_text()
+
+
+def test_llm_subset_and_held_out_wording_table(tmp_path):
+    """`evaluate.llm_max_items` caps the teacher's answers and the judge's grades to a category-spread subset
+    (the students still answer every item); seen vs unseen wordings get their own table."""
+    run = make_run(tmp_path, n_contexts=2)
+    test_file = run["curate"] / "dataset" / "test.jsonl"
+    rows = [json.loads(line) for line in test_file.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["phrasing"] = "unseen" if i % 2 else "seen"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers = {r["messages"][1]["content"]: right_answer(run, r) for r in rows}
+
+    def reply(body):
+        prompt = prompt_of(body)
+        return Reply(answers[prompt]) if prompt in answers else Reply("CORRECT")
+
+    with ScriptedServer(default=reply) as server:
+        p = params("evaluate.llm_max_items=4")
+        p.generate.teachers = [
+            ModelEndpoint(name="t1", model="gpt-4o", base_url=server.base_url, max_retries=0)
+        ]
+        p.evaluate.judge = ModelEndpoint(name="judge", model="gpt-4o", base_url=server.base_url, temperature=0.0,
+                                         max_tokens=8, response_format="text", max_retries=0)  # fmt: skip
+        res = evaluate_run(run["generate"], run["curate"], run["finetune"], p, tmp_path / "stage", run["llm"],
+                           progress=False)  # fmt: skip
+        df = res["predictions"]
+        asked = set(df.filter(pl.col("model") == "t1")["item_id"])
+        assert len(asked) == 4 and len(set(df["item_id"])) == len(rows)
+        assert len({r["category"] for r in rows if r["id"] in asked}) == 4  # spread over categories
+        judged = df.filter(pl.col("judge_status") != "not_judged")
+        assert set(judged["item_id"]) == asked
+        assert server.count() == 4 + judged.select("item_id", "reply").unique().height
+    wording = res["accuracy_by_wording"]
+    assert set(wording["phrasing"]) == {"seen", "unseen"}
+    t1 = wording.filter(pl.col("model") == "student-base")
+    assert t1["n_items"].sum() == len(rows)
+    t5w = res["table_5_wording"]
+    assert set(t5w["model"]) >= {"student-base", "rules-oracle"}
+    assert (tmp_path / "stage" / "paper" / "table_5_wording.md").is_file()
+    assert "vs prior" in " ".join(res["table_5"].columns)

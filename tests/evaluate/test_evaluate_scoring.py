@@ -168,7 +168,8 @@ def test_table_5_and_figure_5(hand, tmp_path):
     df = hand["df"]
     acc = accuracy_table(df, MODELS)
     vs_base = mcnemar_table(df, [("student-base", m) for m in MODELS[1:]])
-    t5 = table_5(acc, vs_base, 0.75)
+    vs_prior = mcnemar_table(df, [("student-base", "student-tuned")])
+    t5 = table_5(acc, vs_base, vs_prior, 0.75)
     rows = {r["model"]: r for r in t5.iter_rows(named=True)}
     assert rows["student-tuned"]["paper reported (%)"] == 75.0
     assert [r["paper reported (%)"] for m, r in rows.items() if m != "student-tuned"] == [None] * 3
@@ -176,6 +177,8 @@ def test_table_5_and_figure_5(hand, tmp_path):
     assert rows["student-tuned"]["vs base: only this right (c)"] == 5
     assert rows["student-base"]["McNemar exact p"] is None
     assert float(rows["student-tuned"]["McNemar exact p"]) == pytest.approx(2 / 32, abs=1e-3)
+    assert rows["student-tuned"]["McNemar vs prior p"] == rows["student-tuned"]["McNemar exact p"]
+    assert rows["student-base"]["McNemar vs prior p"] is None
     assert "upper bound" in rows["rules-oracle"]["kind"]
     path = figure_5(
         accuracy_table(df, MODELS, by_category=True), MODELS, tmp_path / "figure_5.png", "Figure 5"

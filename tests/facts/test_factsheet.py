@@ -51,6 +51,20 @@ def test_hand_worked_values(context):
     assert f["compliance.status_inconsistent_vessel"]["value"] == 367000002
 
 
+def test_single_vessel_lookups_read_the_rows(context):
+    """Look-ups copy one field of one vessel's row or latest report: what a student must learn to read."""
+    f = by_key(compute_facts(context, FactsParams()))
+    assert f["vessel_profile.name:367000002"]["value"] == "BRAVO"
+    assert f["vessel_profile.mmsi_of:367000002"]["value"] == 367000002
+    assert "vessel_profile.name:538000003" not in f  # broadcasts no name: nothing to look up
+    assert f["vessel_profile.beam:367000001"]["value"] == 20.0
+    assert f["kinematics.sog:367000002"]["value"] == 5.0
+    assert f["kinematics.sog:367000002"]["tolerance"] < 0.1  # one AIS SOG step (0.1 kn) is a wrong copy
+    assert f["anomaly.last_seen:538000003"]["value"] == "00:15:00"
+    assert f["compliance.status:367000002"]["value"] == "at anchor"
+    assert f["compliance.status:538000003"]["value"] == "undefined"
+
+
 def test_facts_are_json_serialisable(context):
     import json
 
@@ -84,3 +98,39 @@ def test_rules_teacher_prefers_informative_facts(context):
         informative = [f for f in askable if f["category"] == category and not is_trivial(f)]
         n_informative_chosen = sum(not is_trivial(f) for f in chosen)
         assert n_informative_chosen == min(len(informative), len(chosen)), category
+
+
+def test_every_rules_family_has_seen_and_held_out_wordings():
+    from maritime_slm.generate.rules import templates
+
+    for fam, spec in templates().items():
+        assert len(spec["questions"]) >= 2, fam
+        assert spec.get("unseen"), fam
+        assert not set(spec["questions"]) & set(spec["unseen"]), fam
+
+
+def test_rules_pairs_say_which_wording_they_use(context):
+    from maritime_slm.generate.rules import _fields, family, templates
+
+    facts = compute_facts(context, FactsParams())
+    pairs = [p for seed in range(20) for p in rules_pairs("ctx-test", facts, CATEGORIES, 12, seed=seed)]
+    assert {p.phrasing for p in pairs} == {"seen", "unseen"}
+    keyed = by_key(facts)
+    for p in pairs:
+        fact = keyed[p.facts_ref[0]]
+        spec = templates()[family(fact["key"])]
+        pool = spec["questions"] if p.phrasing == "seen" else spec["unseen"]
+        assert p.question in {t.format_map(_fields(fact)) for t in pool}, (p.phrasing, p.question)
+
+
+def test_rules_teacher_spreads_a_category_over_its_families(context):
+    """A family with a fact per vessel (flag, SOG, status...) must not crowd out the one-per-snapshot families."""
+    from maritime_slm.generate.rules import family, is_trivial, templates
+
+    facts = compute_facts(context, FactsParams())
+    for category in CATEGORIES:
+        informative = {family(f["key"]) for f in facts
+                       if f["category"] == category and family(f["key"]) in templates() and not is_trivial(f)}  # fmt: skip
+        for seed in range(5):
+            pairs = rules_pairs("ctx-test", facts, [category], len(informative), seed=seed)
+            assert {family(p.facts_ref[0]) for p in pairs} == informative, (category, seed)

@@ -200,3 +200,43 @@ def test_unknown_backend_and_hub_without_name():
         import_backend("tensorflow")
     with pytest.raises(ValueError, match="model_name"):
         student_source(smoke_params("train.student=hub").train)
+
+
+def test_questions_about_one_context_become_one_conversation(tokenizer):
+    """Packing: the first turn is a test-format row, later turns are `Question: ...` + answer, every answer is
+    trained, no conversation mixes contexts or exceeds max_length, and no question is lost or repeated."""
+    import random
+
+    from maritime_slm.train.data import pack_by_context
+
+    rows = []
+    for c in range(3):
+        base = qa_row(c, random.Random(c))
+        for q in range(5):
+            row = json.loads(json.dumps(base))
+            row["id"], row["question"] = f"c{c}-q{q}", f"Question number {q} about context {c}?"
+            row["messages"][1]["content"] = base["messages"][1]["content"].rsplit("Question: ", 1)[0] + (
+                "Question: " + row["question"]
+            )
+            row["messages"][2]["content"] = f"Because {q}.\nFinal answer: {q} kn"
+            rows.append(row)
+    single = {r["id"]: r for r in rows}
+    packed = pack_by_context(tokenizer, rows, max_turns=4, max_length=4096, seed=0)
+    assert len(packed) == 6 and sorted(p["turns"] for p in packed) == [1, 1, 1, 4, 4, 4]
+    ids = [i for p in packed for i in p["id"].split("+")]
+    assert sorted(ids) == sorted(single)
+    for p in packed:
+        members = [single[i] for i in p["id"].split("+")]
+        assert {m["context_id"] for m in members} == {p["context_id"]}
+        assert p["messages"][:3] == members[0]["messages"]
+        for k, m in enumerate(members[1:], start=1):
+            assert p["messages"][1 + 2 * k] == {"role": "user", "content": "Question: " + m["question"]}
+            assert p["messages"][2 + 2 * k] == m["messages"][-1]
+        ids_, labels = encode_for_training(tokenizer, p["messages"])
+        trained = masked_text(tokenizer, ids_, labels)
+        assert all(m["messages"][-1]["content"] in trained for m in members)
+    limit = max(len(encode_for_training(tokenizer, r["messages"])[0]) for r in rows) + 30
+    tight = pack_by_context(tokenizer, rows, max_turns=5, max_length=limit, seed=0)
+    assert all(len(encode_for_training(tokenizer, p["messages"])[0]) <= limit for p in tight)
+    assert len(tight) > 3 and sum(p["turns"] for p in tight) == len(rows)
+    assert pack_by_context(tokenizer, rows, max_turns=1, max_length=4096, seed=0) == rows

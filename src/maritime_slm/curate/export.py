@@ -76,6 +76,7 @@ def record(p: QAPair, context_text: str) -> dict[str, Any]:
         "facts_ref": list(p.facts_ref),
         "revised_from": p.revised_from,
         "split": p.split,
+        "phrasing": p.phrasing,
         "messages": chat_messages(context_text, p.question, p.reasoning, p.final_answer),
     }
 
@@ -94,6 +95,7 @@ def features():
             "facts_ref": List(Value("string")),
             "revised_from": Value("string"),
             "split": Value("string"),
+            "phrasing": Value("string"),
             "messages": List({"role": Value("string"), "content": Value("string")}),
         }
     )
@@ -213,6 +215,11 @@ def dataset_card(
         "",
         f"Teachers: {', '.join(teachers) or 'none'}. Splits are grouped by context (no context, and no vessel in an "
         "overlapping time window, in two splits) and stratified by category.",
+        "",
+        f"Held-out wordings: every rules question family has phrasings that only the test split uses; "
+        f"{split_report.get('unseen_wording_in_test', 0)} test items are worded that way, and "
+        f"{split_report.get('unseen_wording_dropped_from_train_val', 0)} train/val pairs worded that way were "
+        "dropped, so no held-out wording is trained on (the `phrasing` field says which each item uses).",
         "",
         "## Verification and revision (per teacher)",
         teacher_table,

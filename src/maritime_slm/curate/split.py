@@ -145,7 +145,8 @@ def assign_components(
 def split_pairs(
     pairs: Sequence[QAPair], contexts: Mapping[str, Mapping[str, Any]], params: SplitParams
 ) -> SplitResult:
-    """Pairs with `split` set; every context of a component in one split."""
+    """Pairs with `split` set; every context of a component in one split. Pairs worded with a held-out phrasing
+    (`phrasing == "unseen"`) are kept only in test, so seen and unseen wordings can be compared there."""
     used = {p.context_id for p in pairs}
     known = {cid: contexts[cid] for cid in used if cid in contexts}
     missing = sorted(used - set(known))
@@ -158,8 +159,11 @@ def split_pairs(
     fractions = {"train": params.train, "val": params.val, "test": params.test}
     assignment = assign_components(comp_counts, fractions, params.seed)
     context_split = {cid: assignment[comp] for cid, comp in comps.items()}
-    out = [p.model_copy(update={"split": context_split[p.context_id]}) for p in pairs]
+    assigned = [p.model_copy(update={"split": context_split[p.context_id]}) for p in pairs]
+    out = [p for p in assigned if not _held_out_wording(p)]
     report = split_report(out, fractions)
+    report["unseen_wording_dropped_from_train_val"] = len(assigned) - len(out)
+    report["unseen_wording_in_test"] = sum(p.phrasing == "unseen" for p in out)
     report["components"] = len(comp_counts)
     report["largest_component_pairs"] = max((sum(c.values()) for c in comp_counts.values()), default=0)
     report["leakage"] = leakage_check(out, known)
@@ -169,6 +173,11 @@ def split_pairs(
     if empty:
         report["warning"] = f"empty split(s) {empty}: only {len(comp_counts)} independent context groups"
     return SplitResult(out, context_split, comps, report)
+
+
+def _held_out_wording(p: QAPair) -> bool:
+    """A pair worded with a held-out phrasing outside the test split: dropped, so no test wording is trained on."""
+    return p.phrasing == "unseen" and p.split != "test"
 
 
 def split_report(pairs: Sequence[QAPair], fractions: Mapping[str, float]) -> dict[str, Any]:

@@ -28,24 +28,29 @@ def _ordered(df: pl.DataFrame, models: Sequence[str]) -> list[str]:
     return [m for m in models if m in present] + sorted(present - set(models))
 
 
-def _groups(df: pl.DataFrame, models: Sequence[str], by_category: bool):
-    """(rows of one model, or of one model and category; the row's leading model/role/category columns)."""
+def _groups(df: pl.DataFrame, models: Sequence[str], by: str | None):
+    """(rows of one model, or of one model and one value of column `by`; the row's leading columns)."""
     for model in _ordered(df, models):
         sub = df.filter(pl.col("model") == model)
-        for cat in sorted(sub["category"].unique().to_list()) if by_category else [None]:
-            part = sub if cat is None else sub.filter(pl.col("category") == cat)
+        for value in sorted(sub[by].drop_nulls().unique().to_list()) if by else [None]:
+            part = sub if by is None else sub.filter(pl.col(by) == value)
             head = {"model": model, "role": part["role"][0]}
-            if by_category:
-                head["category"] = cat
+            if by:
+                head[by] = value
             yield part, head
 
 
 def accuracy_table(
-    df: pl.DataFrame, models: Sequence[str], column: str = "grounded", by_category: bool = False
+    df: pl.DataFrame,
+    models: Sequence[str],
+    column: str = "grounded",
+    by_category: bool = False,
+    by: str | None = None,
 ) -> pl.DataFrame:
-    """Accuracy with its 95 % Wilson CI per model (and category): n scored, correct, accuracy, ci_low, ci_high."""
+    """Accuracy with its 95 % Wilson CI per model (and category, or any column `by`): n scored, correct,
+    accuracy, ci_low, ci_high."""
     rows = []
-    for part, head in _groups(df, models, by_category):
+    for part, head in _groups(df, models, "category" if by_category else by):
         acc = accuracy(part[column].drop_nulls().to_list())
         rows.append(head | {
             "n_items": len(part),
@@ -146,7 +151,7 @@ def speed_table(df: pl.DataFrame, models: Sequence[str], concurrency: Mapping[st
 def paradox_table(df: pl.DataFrame, models: Sequence[str], by_category: bool = False) -> pl.DataFrame:
     """BLEU / ROUGE-L beside judged and grounded accuracy, per model (and category)."""
     rows = []
-    for part, head in _groups(df, models, by_category):
+    for part, head in _groups(df, models, "category" if by_category else None):
         ans = part.filter(pl.col("bleu").is_not_null())
         judged = part["judged"].drop_nulls()
         grounded = part["grounded"].drop_nulls()

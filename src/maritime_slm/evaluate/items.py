@@ -28,6 +28,12 @@ class EvalItem:
     facts_ref: tuple[str, ...]
     prompt: tuple[dict[str, str], ...]
     reference: str
+    phrasing: str | None = None
+
+    @property
+    def family(self) -> str | None:
+        """The kind of question (the fact key before any ':'), e.g. 'vessel_profile.flag'."""
+        return self.fact_key.split(":", 1)[0] if self.fact_key else None
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -59,6 +65,7 @@ def item_from_row(row: dict[str, Any]) -> EvalItem:
         facts_ref=tuple(row.get("facts_ref") or ()),
         prompt=tuple({"role": m["role"], "content": m["content"]} for m in prompt),
         reference=reference,
+        phrasing=row.get("phrasing"),
     )
 
 

@@ -30,8 +30,8 @@ from maritime_slm.evaluate.analysis import (
     speed_table,
 )
 from maritime_slm.evaluate.cache import PredictionCache
-from maritime_slm.evaluate.items import load_items
-from maritime_slm.evaluate.judge import judge_predictions
+from maritime_slm.evaluate.items import EvalItem, load_items, spread_over_categories
+from maritime_slm.evaluate.judge import JudgeGrade, judge_predictions
 from maritime_slm.evaluate.predict import (
     BASE_NAME,
     ORACLE_NAME,
@@ -53,6 +53,8 @@ from maritime_slm.evaluate.report import (
     model_labels,
     table_5,
     table_5_title,
+    table_5_wording,
+    table_5_wording_title,
     table_6,
     table_6_title,
 )
@@ -110,6 +112,7 @@ def evaluate_run(
     if not items:
         raise ValueError(f"the test split in {curate_dir}/dataset/test.jsonl is empty: nothing to evaluate")
     by_id = {it.id: it for it in items}
+    llm_items = spread_over_categories(items, ev.llm_max_items)
     contexts = {c["context_id"]: c for c in read_jsonl(Path(generate_dir) / "contexts.jsonl")}
     facts = load_facts(Path(generate_dir) / "facts.jsonl")
     skipped: dict[str, str] = {}
@@ -164,13 +167,17 @@ def evaluate_run(
                 llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(budget_usd, ledger.total_usd()),
                                  progress)  # fmt: skip
                 for teacher in teachers:
-                    answers, summaries[teacher.name] = teacher_predictions(teacher, items, params, cache, llm)
+                    answers, summaries[teacher.name] = teacher_predictions(
+                        teacher, llm_items, params, cache, llm
+                    )
                     predictions += answers
                     models.append(teacher.name)
                     concurrency[teacher.name] = teacher.concurrency
                 predictions += baselines
                 if ev.judge is not None:
-                    grades, summaries["judge"] = judge_predictions(ev.judge, predictions, by_id, cache, llm)
+                    grades, summaries["judge"] = _judge_subset(
+                        ev.judge, predictions, llm_items, by_id, cache, llm
+                    )
                 ledger.write_csv(stage_dir / "ledger.csv")
                 shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
         else:
@@ -183,7 +190,10 @@ def evaluate_run(
     acc = accuracy_table(df, models)
     by_cat = accuracy_table(df, models, by_category=True)
     judged_acc = accuracy_table(df, models, column="judged") if grades is not None else pl.DataFrame()
+    by_wording = accuracy_table(df, models, by="phrasing")
+    by_family = accuracy_table(df, models, by="family")
     vs_base = mcnemar_table(df, [(BASE_NAME, m) for m in models if m != BASE_NAME])
+    vs_prior = mcnemar_table(df, [(PRIOR_NAME, m) for m in models if m not in (PRIOR_NAME, ORACLE_NAME)])
     tuned_pairs = [(TUNED_NAME, m) for m in models if m not in (TUNED_NAME, ORACLE_NAME)]
     mcnemar = mcnemar_table(df, tuned_pairs) if TUNED_NAME in models else pl.DataFrame()
     kappa = kappa_table(df, models) if grades is not None else pl.DataFrame()
@@ -195,6 +205,12 @@ def evaluate_run(
     tables = {
         "accuracy": (acc, "Grounded accuracy per model, 95 % Wilson CI"),
         "accuracy_by_category": (by_cat, "Grounded accuracy per model and category, 95 % Wilson CI"),
+        "accuracy_by_wording": (
+            by_wording,
+            "Grounded accuracy per model on seen vs held-out (unseen) question wordings, 95 % Wilson CI",
+        ),
+        "accuracy_by_family": (by_family, "Grounded accuracy per model and kind of question (fact family)"),
+        "mcnemar_vs_prior": (vs_prior, "Exact McNemar: each model vs the context-blind train prior"),
         "judged_accuracy": (judged_acc, "Judged accuracy per model (unparseable grades counted incorrect)"),
         "mcnemar": (mcnemar, "Exact McNemar: tuned student vs base and vs each teacher, on shared items"),
         "mcnemar_vs_base": (vs_base, "Exact McNemar: each model vs the base student, on shared items"),
@@ -210,8 +226,11 @@ def evaluate_run(
 
     # ---- paper artifacts
     paper = stage_dir / "paper"
-    t5 = table_5(acc, vs_base, ev.paper_accuracy)
+    t5 = table_5(acc, vs_base, vs_prior, ev.paper_accuracy)
     write_table(t5, paper, "table_5", table_5_title(len(items), ev.paper_accuracy))
+    t5w = table_5_wording(by_wording, models)
+    if len(t5w):
+        write_table(t5w, paper, "table_5_wording", table_5_wording_title())
     judge_note = _judge_note(kappa, ev.judge.name if ev.judge else None, skipped.get("judge"))
     t6 = table_6(paradox)
     write_table(t6, paper, "table_6", table_6_title(corr, judge_note))
@@ -228,6 +247,10 @@ def evaluate_run(
         "predictions": df,
         "accuracy": acc,
         "accuracy_by_category": by_cat,
+        "accuracy_by_wording": by_wording,
+        "accuracy_by_family": by_family,
+        "table_5_wording": t5w,
+        "mcnemar_vs_prior": vs_prior,
         "judged_accuracy": judged_acc,
         "mcnemar": mcnemar,
         "mcnemar_vs_base": vs_base,
@@ -251,6 +274,17 @@ def evaluate_run(
             )
         },  # fmt: skip
     }
+
+
+def _judge_subset(judge, predictions: list[Prediction], llm_items: list[EvalItem], by_id, cache, llm):
+    """Judge grades for the predictions on `llm_items` (evaluate.llm_max_items); the others are `not_judged`."""
+    asked = {it.id for it in llm_items}
+    chosen = [i for i, p in enumerate(predictions) if p.item_id in asked]
+    sub, summary = judge_predictions(judge, [predictions[i] for i in chosen], by_id, cache, llm)
+    grades = [JudgeGrade(None, "not_judged") for _ in predictions]
+    for i, grade in zip(chosen, sub, strict=True):
+        grades[i] = grade
+    return grades, summary
 
 
 def _judge_note(kappa: pl.DataFrame, judge: str | None, reason: str | None) -> str:

@@ -84,6 +84,8 @@ SCORE_SCHEMA = {
     "model": pl.String,
     "role": pl.String,
     "category": pl.String,
+    "family": pl.String,
+    "phrasing": pl.String,
     "reply": pl.String,
     "final_answer": pl.String,
     "reference_final": pl.String,
@@ -123,7 +125,8 @@ def score_predictions(
         it = items[p.item_id]
         g = grades[i] if grades is not None else None
         row = {
-            "item_id": p.item_id, "model": p.model, "role": p.role, "category": it.category, "reply": p.reply,
+            "item_id": p.item_id, "model": p.model, "role": p.role, "category": it.category,
+            "family": it.family, "phrasing": it.phrasing, "reply": p.reply,
             "final_answer": p.final_answer, "reference_final": it.final_answer, "reference": it.reference, "status": p.status,
             "latency_s": p.latency_s, "input_tokens": p.input_tokens, "output_tokens": p.output_tokens,
             "gen_share_s": p.gen_share_s, "batch_size": p.batch_size, "cached": p.cached,

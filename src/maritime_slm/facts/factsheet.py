@@ -89,17 +89,32 @@ def vessel_profile_facts(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     class_b = sum(1 for v in vessels if v["transceiver"] == "B")
     out.append(fact(f"{cat}.class_b_count", cat, "count", class_b, "number of Class B transceivers",
                     class_a=sum(1 for v in vessels if v["transceiver"] == "A")))  # fmt: skip
+    names = [v["name"] for v in vessels if v["name"]]
     for v in vessels:
-        m = v["mmsi"]
+        m, row = v["mmsi"], _row_support(v)
         out.append(fact(f"{cat}.type_group:{m}", cat, "label", v["type_group"], f"type group of MMSI {m}",
-                        subject=m, vessel_type=v["vessel_type"], name=v["name"]))  # fmt: skip
+                        subject=m, vessel_type=v["vessel_type"], **row))  # fmt: skip
         if v["flag"]:
             out.append(fact(f"{cat}.flag:{m}", cat, "name", v["flag"], f"flag state of MMSI {m}", subject=m,
-                            mid=str(m)[:3], name=v["name"]))  # fmt: skip
+                            mid=str(m)[:3], **row))  # fmt: skip
         if v["length"]:
             out.append(fact(f"{cat}.length:{m}", cat, "number", float(v["length"]), f"length of MMSI {m}",
-                            unit="m", tolerance=0.5, subject=m, name=v["name"]))  # fmt: skip
+                            unit="m", tolerance=0.5, subject=m, **row))  # fmt: skip
+        if v["width"]:
+            out.append(fact(f"{cat}.beam:{m}", cat, "number", float(v["width"]), f"beam (width) of MMSI {m}",
+                            unit="m", tolerance=0.5, subject=m, **row))  # fmt: skip
+        if v["name"]:
+            out.append(fact(f"{cat}.name:{m}", cat, "name", v["name"], f"name broadcast by MMSI {m}", subject=m,
+                            **row))  # fmt: skip
+            if names.count(v["name"]) == 1:
+                out.append(fact(f"{cat}.mmsi_of:{m}", cat, "mmsi", m, f"MMSI of the vessel named {v['name']}",
+                                subject=m, **row))  # fmt: skip
     return out
+
+
+def _row_support(v: dict[str, Any]) -> dict[str, Any]:
+    """The vessel-table fields a look-up answer cites, so its reasoning can point at the row it read."""
+    return {"name": v["name"] or "no name", "status_label": v["status_label"], "type_group": v["type_group"]}
 
 
 def kinematics_facts(ctx: dict[str, Any], tracks) -> list[dict[str, Any]]:
@@ -112,6 +127,12 @@ def kinematics_facts(ctx: dict[str, Any], tracks) -> list[dict[str, Any]]:
                         sog_kn=fastest[1], ts=latest[fastest[0]]["ts"]))  # fmt: skip
         out.append(fact(f"{cat}.fastest_sog", cat, "number", float(fastest[1]), "latest SOG of the fastest vessel",
                         unit="kn", tolerance=0.1, mmsi=fastest[0]))  # fmt: skip
+    names = {v["mmsi"]: v["name"] or "no name" for v in ctx["vessels"]}
+    for m, r in latest.items():
+        if r["sog"] is not None:
+            out.append(fact(f"{cat}.sog:{m}", cat, "number", float(r["sog"]), f"latest SOG of MMSI {m}", unit="kn",
+                            tolerance=0.05, subject=m, name=names.get(m, "no name"), time=r["ts"][11:19],
+                            cog=r["cog"]))  # fmt: skip
     stationary = sorted(m for m, r in latest.items() if r["sog"] is not None and r["sog"] < MOVING_KN)
     out.append(fact(f"{cat}.stationary_count", cat, "count", len(stationary),
                     f"number of vessels with latest SOG below {MOVING_KN} kn", mmsis=stationary))  # fmt: skip
@@ -222,6 +243,12 @@ def anomaly_facts(ctx: dict[str, Any], tracks, params: FactsParams) -> list[dict
         out.append(fact(f"{cat}.jump_vessel", cat, "mmsi", m,
                         f"vessel whose positions imply more than {params.jump_speed_kn:g} kn (a position jump)",
                         implied_kn=round(implied, 1), start=start, end=end))  # fmt: skip
+    for v in ctx["vessels"]:
+        m = v["mmsi"]
+        if m in tracks:
+            last = tracks[m][-1]["ts"][11:19]
+            out.append(fact(f"{cat}.last_seen:{m}", cat, "name", last, f"time (UTC) of the latest report of MMSI {m}",
+                            subject=m, n_reports=len(tracks[m]), name=v["name"] or "no name"))  # fmt: skip
     no_flag = sorted(v["mmsi"] for v in ctx["vessels"] if not v["flag"])
     out.append(fact(f"{cat}.unknown_flag_count", cat, "count", len(no_flag),
                     "number of vessels whose MMSI has no valid country code (MID)", mmsis=no_flag))  # fmt: skip
@@ -309,6 +336,11 @@ def compliance_facts(ctx: dict[str, Any], tracks) -> list[dict[str, Any]]:
         fact(f"{cat}.moored_moving_count", cat, "count", len(moored),
              "number of vessels reporting 'moored' while moving over 1 kn", mmsis=moored),
     ]  # fmt: skip
+    for v in ctx["vessels"]:
+        m = v["mmsi"]
+        out.append(fact(f"{cat}.status:{m}", cat, "name", v["status_label"],
+                        f"navigational status reported by MMSI {m}", subject=m, name=v["name"] or "no name",
+                        sog=latest[m]["sog"] if m in latest else None))  # fmt: skip
     inconsistent = sorted(set(anchor) | set(moored))
     if len(inconsistent) == 1:
         out.append(fact(f"{cat}.status_inconsistent_vessel", cat, "mmsi", inconsistent[0],

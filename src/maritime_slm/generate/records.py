@@ -44,3 +44,6 @@ class QAPair(BaseModel):
     verification: Verification | None = None
     revised_from: str | None = None
     split: Literal["train", "val", "test"] | None = None
+    phrasing: Literal["seen", "unseen"] | None = Field(
+        None, description="rules teacher: 'unseen' = a held-out question wording, kept for test only"
+    )

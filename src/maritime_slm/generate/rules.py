@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -66,7 +67,9 @@ def pair_from_fact(fact: dict[str, Any], context_id: str, rng: random.Random) ->
     if not spec or not spec["questions"]:
         return None
     fields = _fields(fact)
-    question = rng.choice(spec["questions"]).format_map(fields)
+    phrasings = [(q, "seen") for q in spec["questions"]] + [(q, "unseen") for q in spec.get("unseen") or []]
+    template, phrasing = rng.choice(phrasings)
+    question = template.format_map(fields)
     reasoning = spec["reasoning"].format_map(fields)
     final = final_answer_text(fact)
     digest = hashlib.sha1(f"{context_id}|{fact['key']}|{question}".encode()).hexdigest()[:12]
@@ -80,6 +83,7 @@ def pair_from_fact(fact: dict[str, Any], context_id: str, rng: random.Random) ->
         answer=f"{reasoning} Final answer: {final}",
         final_answer=final,
         facts_ref=[fact["key"]],
+        phrasing=phrasing,
     )
 
 
@@ -92,25 +96,41 @@ def is_trivial(fact: dict[str, Any]) -> bool:
     return final_answer_text(fact).split(" ")[0] in {"0", "0.00", "none", "None"}
 
 
+def _family_interleaved(pool: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """The pool in draw order: informative facts before trivial ones, and within each, one fact per family in
+    turn (families in random order), so a family with a fact per vessel does not crowd out the one-per-snapshot
+    families (fastest vessel, gaps, CPA)."""
+    rng.shuffle(pool)
+    family_order = {fam: rng.random() for fam in sorted({family(f["key"]) for f in pool})}
+    drawn: Counter[tuple[bool, str]] = Counter()
+    keyed = []
+    for f in pool:
+        slot = (is_trivial(f), family(f["key"]))
+        keyed.append(((slot[0], drawn[slot], family_order[slot[1]]), f))
+        drawn[slot] += 1
+    return [f for _, f in sorted(keyed, key=lambda kf: kf[0])]
+
+
 def choose_facts(
     facts: list[dict[str, Any]], categories: list[str], n_pairs: int, rng: random.Random
 ) -> list[dict[str, Any]]:
     """n_pairs facts spread round-robin over the categories, without repeating a fact.
 
-    Within a category, informative facts (non-zero, not 'none') come first in random order; trivial ones are used
-    only when a category has nothing else, so the dataset keeps some honest zeros without being dominated by them.
+    Within a category, informative facts (non-zero, not 'none') come first, spread over the fact families;
+    trivial ones are used only when a category has nothing else, so the dataset keeps some honest zeros without
+    being dominated by them.
     """
     pools = {
-        c: [f for f in facts if f["category"] == c and family(f["key"]) in templates()] for c in categories
+        c: _family_interleaved(
+            [f for f in facts if f["category"] == c and family(f["key"]) in templates()], rng
+        )
+        for c in categories
     }
-    for pool in pools.values():
-        rng.shuffle(pool)
-        pool.sort(key=lambda f: not is_trivial(f))  # stable: informative facts last, where pop() takes first
     chosen: list[dict[str, Any]] = []
     while len(chosen) < n_pairs and any(pools.values()):
         for c in categories:
             if pools[c] and len(chosen) < n_pairs:
-                chosen.append(pools[c].pop())
+                chosen.append(pools[c].pop(0))
     return chosen
 
 

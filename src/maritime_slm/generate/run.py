@@ -48,7 +48,9 @@ def teacher_requests(
     for ctx in contexts[: params.llm_max_contexts]:
         cid = ctx["context_id"]
         rng = random.Random(f"{cid}:{teacher}")
-        for category, draw in _categories_for(params.pairs_per_context, params.categories):
+        for category, draw in _categories_for(
+            params.llm_pairs_per_context or params.pairs_per_context, params.categories
+        ):
             offered = menu_facts(facts[cid], category, rng)
             if not offered:
                 continue

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from maritime_slm.curate.export import QUESTION_PREFIX
 
 SPLITS = ("train", "val", "test")
 ROLES = {"system", "user", "assistant"}
@@ -81,6 +84,53 @@ class Encoded:
     @property
     def n_answer_tokens(self) -> int:
         return sum(sum(1 for lab in labels if lab != -100) for labels in self.labels)
+
+
+def follow_up_question(row: dict[str, Any]) -> str:
+    """A later turn of a conversation about the same context: the question alone (the context is already above)."""
+    question = row.get("question") or row["messages"][-2]["content"].rsplit(QUESTION_PREFIX, 1)[-1]
+    return f"{QUESTION_PREFIX.lstrip()}{question}"
+
+
+def pack_by_context(
+    tokenizer, rows: list[dict[str, Any]], max_turns: int, max_length: int, seed: int
+) -> list[dict[str, Any]]:
+    """Questions about the same context as turns of one conversation: the context is read once and every answer
+    is supervised, so a training step spends its tokens on answers rather than on re-reading snapshots.
+
+    The first turn is exactly a single-question row (system, context + question, answer: what the student is
+    asked at test time); later turns carry only `Question: ...` and the answer. Turns are shuffled per context
+    (seeded) and added while the conversation fits `max_length` tokens and `max_turns`. `max_turns` 1 keeps
+    one question per example.
+    """
+    from maritime_slm.train.chat import encode_for_training
+
+    if max_turns <= 1:
+        return rows
+    by_context: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_context.setdefault(str(row.get("context_id", row.get("id"))), []).append(row)
+    rng = random.Random(seed)
+    packed = []
+    for cid, group in by_context.items():
+        group = list(group)
+        rng.shuffle(group)
+        while group:
+            first = group.pop(0)
+            messages, ids = list(first["messages"]), [first.get("id")]
+            while group and len(ids) < max_turns:
+                turn = [
+                    {"role": "user", "content": follow_up_question(group[0])},
+                    group[0]["messages"][-1],
+                ]
+                if len(encode_for_training(tokenizer, messages + turn)[0]) > max_length:
+                    break
+                messages += turn
+                ids.append(group.pop(0).get("id"))
+            packed.append(
+                {"id": "+".join(map(str, ids)), "context_id": cid, "messages": messages, "turns": len(ids)}
+            )
+    return packed
 
 
 def encode_rows(tokenizer, rows: list[dict[str, Any]], max_length: int) -> Encoded:

@@ -22,7 +22,15 @@ from typing import Any
 from maritime_slm.config import Params
 from maritime_slm.report.tables import write_table
 from maritime_slm.train.backend import Recipe, derive_recipe, import_backend
-from maritime_slm.train.data import DatasetError, Encoded, dataset_dir, encode_rows, file_sha, read_split
+from maritime_slm.train.data import (
+    DatasetError,
+    Encoded,
+    dataset_dir,
+    encode_rows,
+    file_sha,
+    pack_by_context,
+    read_split,
+)
 from maritime_slm.train.export import export_gguf, export_merged, is_4bit
 from maritime_slm.train.model import add_lora, load_base, student_source
 from maritime_slm.train.report import figure_4, table_4, train_log
@@ -106,6 +114,8 @@ def train_student(
     transformers.set_seed(train.seed)
     source = student_source(train)
     model, tokenizer = load_base(train, recipe, source)
+    train_rows = pack_by_context(tokenizer, train_rows, train.turns_per_example, train.max_length, train.seed)
+    val_rows = pack_by_context(tokenizer, val_rows, train.turns_per_example, train.max_length, train.seed)
     enc_train = encode_rows(tokenizer, train_rows, train.max_length)
     enc_val = encode_rows(tokenizer, val_rows[: recipe.max_eval_items], train.max_length)
     if not enc_train.input_ids:
@@ -284,6 +294,7 @@ def _table_rows(s: dict[str, Any], train, recipe: Recipe) -> list[tuple[str, Any
         ("max length (tokens)", train.max_length, None),
         ("precision / gradient checkpointing", f"{precision} / {checkpointing}", None),
         ("loss on", "assistant answers only" if train.responses_only else "whole conversation", None),
+        ("questions per training example (at most)", train.turns_per_example, None),
         (
             "training examples (left out: too long)",
             f"{s['train_examples']:,} ({s['train_examples_dropped_too_long']:,})",
