@@ -12,9 +12,9 @@ STAGES ?=
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter
 export IPYTHONDIR := $(CURDIR)/.ipython
 
-.PHONY: setup reproduce run smoke test lint lab bench clean-venv
+.PHONY: setup converters reproduce run smoke test lint lab bench clean-venv
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed converters
 
 # CPU torch first (pinned), then everything else under the same constraints so pip never reaches for CUDA wheels.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) requirements/no-deps.txt
@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) requirements/no-deps.txt
 	$(PIP) install --no-deps -r requirements/no-deps.txt
 	$(PY) -m maritime_slm doctor
 	touch $@
+
+# llama.cpp's GGUF converters, from the sdist of the installed llama-cpp-python: fetched once into .cache/, then kept.
+converters: $(VENV)/.installed
+	$(PY) -m maritime_slm.train.gguf
 
 reproduce: setup
 	$(PY) -m maritime_slm run --profile $(PROFILE) $(if $(RUN_NAME),--run-name $(RUN_NAME)) $(if $(STAGES),--stages $(STAGES))

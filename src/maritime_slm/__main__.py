@@ -1,4 +1,5 @@
-"""Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`.
+"""Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`;
+`python -m maritime_slm serve --run X [--model tuned|base] [--quant f16|q8_0|q4_k_m] [--port N]`.
 
 Exit status: 0 done, 1 a stage failed, 2 bad input (params, run name, a busy or mismatched run folder),
 130 / 143 stopped by Ctrl-C / SIGTERM.
@@ -80,6 +81,61 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVED_FILES = {"tuned": "student", "base": "base"}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The run's exported student GGUF behind llama.cpp's OpenAI-compatible server, until Ctrl-C or SIGTERM."""
+    import signal
+    import time
+
+    from maritime_slm.config import check_run_name
+    from maritime_slm.llm.server import LocalServerError, local_server
+    from maritime_slm.runner import OUTPUTS_DIR
+
+    try:
+        run = check_run_name(args.run, "--run")
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    outputs_dir = Path(args.outputs_dir) if args.outputs_dir else OUTPUTS_DIR
+    gguf = (
+        outputs_dir
+        / run
+        / "finetune"
+        / "export"
+        / "gguf"
+        / f"{SERVED_FILES[args.model]}.{args.quant.upper()}.gguf"
+    )
+    if not gguf.is_file():
+        print(
+            f"error: {gguf} not found: run the finetune stage of {run!r} first "
+            f"(its GGUF export is listed in outputs/{run}/finetune/, manifest 'exports')",
+            file=sys.stderr,
+        )
+        return 2
+    model = f"{run}-{args.model}-{args.quant}"
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with local_server(
+            gguf, model_alias=model, host=args.host, port=args.port, n_ctx=args.n_ctx
+        ) as base_url:
+            print(f"base_url: {base_url}\nmodel: {model}\ngguf: {gguf}\nCtrl-C stops the server", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("server stopped", file=sys.stderr)
+        return 0
+    except (LocalServerError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+
+
 REQUIRED_IMPORTS = [
     "unsloth",  # first: it patches transformers/trl/peft when imported before them
     "polars",
@@ -136,6 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check the install and register the Jupyter kernel").set_defaults(
         func=cmd_doctor
     )
+    p_serve = sub.add_parser(
+        "serve", help="serve a run's exported student (GGUF) on an OpenAI-compatible server"
+    )
+    p_serve.add_argument("--run", required=True, help="the run folder outputs/<run>/ (its finetune stage)")
+    p_serve.add_argument("--model", choices=sorted(SERVED_FILES), default="tuned", help="default: tuned")
+    p_serve.add_argument("--quant", choices=["f16", "q8_0", "q4_k_m"], default="q8_0", help="default: q8_0")
+    p_serve.add_argument("--port", type=int, default=None, help="default: a free port")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--n-ctx", type=int, default=4096, help="context length (default: 4096)")
+    p_serve.add_argument("--outputs-dir", default=None, help=argparse.SUPPRESS)
+    p_serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     return args.func(args)
 

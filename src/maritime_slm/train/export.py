@@ -1,17 +1,14 @@
-"""Exports of the tuned student: merged 16-bit weights and GGUF (for llama.cpp), where the platform allows.
+"""Exports of the tuned student: merged 16-bit weights and GGUF (for llama.cpp).
 
-GGUF needs llama.cpp's converter. Unsloth downloads it on demand, which can't work offline; so the converter is
-used only where it is already on disk (Unsloth's `~/.unsloth/llama.cpp`, or `$UNSLOTH_LLAMA_CPP_PATH`), except on
-a GPU machine, where Unsloth is allowed to fetch it. A skipped export is recorded with its reason, never silent.
+GGUF comes from llama.cpp's own converters and quantizer (`maritime_slm.train.gguf`), cached at set-up from the
+llama-cpp-python sdist of the installed version, so it works offline on any platform. A skipped or failed export is
+recorded with its reason, never silent.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +17,12 @@ from maritime_slm.train.backend import Recipe
 logger = logging.getLogger(__name__)
 
 
-def _result(status: str, path: Path | None = None, reason: str = "", files: list[str] | None = None):
+def _result(status: str, path: Path | None = None, reason: str = ""):
     out: dict[str, Any] = {"status": status}
     if path is not None:
         out["path"] = str(path)
     if reason:
         out["reason"] = reason
-    if files:
-        out["files"] = files
     return out
 
 
@@ -60,59 +55,67 @@ def export_merged(model, tokenizer, out_dir: Path, recipe: Recipe) -> dict[str, 
     return _result("done", out_dir)
 
 
-def llama_cpp_dir() -> Path:
-    return Path(os.environ.get("UNSLOTH_LLAMA_CPP_PATH", Path.home() / ".unsloth" / "llama.cpp"))
+def _files(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    return {p.name: {"path": str(p), "bytes": p.stat().st_size} for p in paths}
 
 
-def gguf_tooling() -> tuple[bool, str]:
-    """(available offline, why not): llama.cpp's quantizer and converter where Unsloth looks for them."""
-    folder = llama_cpp_dir()
+def export_gguf(
+    out_dir: Path, recipe: Recipe, merged_dir: Path | None, adapter_dir: Path | None, base_dir: str | None
+) -> dict[str, Any]:
+    """The tuned student (merged) as GGUF F16, `recipe.gguf_quantization` and Q4_K_M; the adapter as a GGUF adapter;
+    the base student the same way as the tuned one (what `serve --model base` needs).
+
+    Each step that fails is recorded with its reason and the others still run: the trained adapter is already
+    saved, and a conversion failure must neither lose it nor pass unnoticed.
+    """
+    from maritime_slm.train import gguf
+
+    quants = list(dict.fromkeys(q.lower() for q in (recipe.gguf_quantization, "q4_k_m") if q))
+    made: list[Path] = []
+    failures: list[str] = []
+
+    def step(what: str, make) -> Path | None:
+        try:
+            path = make()
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.error("GGUF export of %s failed: %s", what, reason)
+            failures.append(f"{what}: {reason}")
+            return None
+        made.append(path)
+        return path
+
+    def model_and_quants(name: str, folder: Path) -> Path | None:
+        f16 = step(f"{name} F16", lambda: gguf.convert_model(folder, out_dir / f"{name}.F16.gguf"))
+        for q in quants if f16 else []:
+            step(f"{name} {q}", lambda q=q: gguf.quantize(f16, out_dir / f"{name}.{q.upper()}.gguf", q))
+        return f16
+
     try:
-        from unsloth_zoo.llama_cpp import check_llama_cpp
-
-        check_llama_cpp(str(folder))
-        return True, ""
-    except ImportError:
-        converter = folder / "convert_hf_to_gguf.py"
-        if converter.is_file():
-            return True, ""
-        return False, f"llama.cpp's convert_hf_to_gguf.py not found in {folder}"
-    except Exception as exc:
-        return False, f"llama.cpp tooling not found in {folder} ({str(exc).splitlines()[0]})"
-
-
-def export_gguf(model, tokenizer, out_dir: Path, recipe: Recipe, merged_dir: Path | None) -> dict[str, Any]:
-    """GGUF at `recipe.gguf_quantization` (q8_0 by default), through llama.cpp's converter."""
-    method = recipe.gguf_quantization
-    if not method:
-        return _skip("GGUF", "no quantization method configured")
-    available, why = gguf_tooling()
-    if not available and recipe.device != "cuda":
-        return _skip("GGUF", f"{why}; offline, Unsloth can't download it (set UNSLOTH_LLAMA_CPP_PATH)")
-    try:
-        if recipe.backend == "unsloth":
-            if recipe.device == "cpu" and is_4bit(model):
-                return _skip("GGUF", "Unsloth's CPU backend can't merge LoRA into a 4-bit base")
-            files = model.save_pretrained_gguf(str(out_dir), tokenizer, quantization_method=method)
-            files = [str(f) for f in (files if isinstance(files, list | tuple) else [files])]
-            return _result("done", out_dir, files=files)
-        if merged_dir is None or not (merged_dir / "config.json").is_file():
-            return _skip("GGUF", "needs the merged 16-bit export first")
-        converter = llama_cpp_dir() / "convert_hf_to_gguf.py"
-        if not converter.is_file():
-            return _skip("GGUF", f"llama.cpp's converter not found at {converter}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / f"model.{method.upper()}.gguf"
-        subprocess.run(
-            [sys.executable, str(converter), str(merged_dir), "--outtype", method, "--outfile", str(target)],
-            check=True,
-            capture_output=True,
-            text=True,
+        gguf.converters_dir()
+    except gguf.GGUFToolingError as exc:
+        logger.error("GGUF export failed: %s", exc)
+        return _result("failed", reason=str(exc))
+    merged = merged_dir if merged_dir is not None and (merged_dir / "config.json").is_file() else None
+    if merged is not None:
+        model_and_quants("student", merged)
+    else:
+        failures.append("student: needs the merged 16-bit export first")
+    config_dir = merged or (
+        Path(base_dir) if base_dir and (Path(base_dir) / "config.json").is_file() else None
+    )
+    if adapter_dir is None or not (adapter_dir / "adapter_config.json").is_file():
+        failures.append(f"adapter: no LoRA adapter in {adapter_dir}")
+    elif config_dir is None:
+        failures.append(
+            "adapter: needs a local folder with the base's config (merged export or base student)"
         )
-        return _result("done", out_dir, files=[str(target)])
-    except Exception as exc:
-        # Training is done and saved; a failed GGUF conversion must not lose it, but it is reported loudly.
-        logger.error("GGUF export failed: %s: %s", type(exc).__name__, exc)
-        return _result(
-            "failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        )
+    else:
+        step("adapter", lambda: gguf.convert_adapter(adapter_dir, config_dir, out_dir / "adapter.F16.gguf"))
+    if base_dir and (Path(base_dir) / "config.json").is_file():
+        model_and_quants("base", Path(base_dir))
+    elif base_dir:
+        failures.append(f"base: {base_dir} is not a local model folder (a hub id is not fetched)")
+    out = _result("failed" if failures else "done", out_dir, reason="; ".join(failures))
+    out["files"] = _files(made)
+    return out

@@ -168,7 +168,7 @@ def train_student(
         merged_dir = stage_dir / "export" / "merged_16bit"
         if recipe.export_merged:
             exports["merged_16bit"] = export_merged(model, tokenizer, merged_dir, recipe)
-        exports["gguf"] = export_gguf(model, tokenizer, stage_dir / "export" / "gguf", recipe, merged_dir)
+        exports["gguf"] = export_gguf(stage_dir / "export" / "gguf", recipe, merged_dir, adapter_dir, source)
 
     summary = _summarize(
         params, recipe, source, model, trainer, log, enc_train, enc_val, train_rows, val_rows,
