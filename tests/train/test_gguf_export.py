@@ -208,3 +208,31 @@ def test_serve_answers_a_chat_completion_and_stops(exported, cli_env):
     port = int(base_url.rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the llama.cpp server outlived `serve`"
+
+
+def _same_tokens(gguf_file: Path, model_dir: Path) -> None:
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    text = "MMSI 257123450, SOG 12.5 kn at 2026-11-30T08:15Z; 'Ve  lL\tvessel's  name: NORDIC STAR\n\nok?"
+    llm = Llama(str(gguf_file), vocab_only=True, verbose=False)
+    ours = llm.tokenize(text.encode(), add_bos=False, special=False)
+    llm.close()
+    assert ours == AutoTokenizer.from_pretrained(str(model_dir)).encode(text, add_special_tokens=False)
+
+
+@pytest.mark.slow
+def test_tiny_student_gguf_tokenizes_as_in_training(exported):
+    from maritime_slm.models import tiny_qwen2_dir
+
+    _same_tokens(exported.out / "student.F16.gguf", tiny_qwen2_dir())
+
+
+@pytest.mark.slow
+def test_default_student_converts_and_tokenizes_as_in_training(tmp_path):
+    """SmolLM2's tokenizer rebuilt by transformers: byte-level BPE flagged byte_fallback, pre-tokenizer unknown."""
+    from maritime_slm.models import smollm2_model_dir
+
+    converters()
+    gguf_file = gguf.convert_model(smollm2_model_dir(), tmp_path / "smollm2.F16.gguf")
+    _same_tokens(gguf_file, smollm2_model_dir())

@@ -98,6 +98,8 @@ def converters_dir(version: str | None = None) -> Path:
 # recognises pre-tokenizers by hashing the encoding of a probe text against a list of published models, so it
 # refuses these; when the hash is unknown, the launcher names the pre-tokenizer by the regex the folder's
 # tokenizer.json actually splits with, if that regex is one llama.cpp implements verbatim; otherwise it fails.
+# transformers also marks the rebuilt byte-level BPE `byte_fallback`, which makes the Llama converter write an
+# SPM-style vocab that llama.cpp cannot tokenize with (it aborts); a byte-level tokenizer is written as gpt2.
 LAUNCHER = r"""
 import json, runpy, sys
 from pathlib import Path
@@ -114,20 +116,21 @@ def regex_name(pre):
     if len(parts) == 2 and parts[0].get("type") == "Split" and parts[1] == {**parts[1], "type": "ByteLevel", "use_regex": False}:
         return REGEX.get(parts[0].get("pattern", {}).get("Regex"))
     return None
-if script.endswith("convert_hf_to_gguf.py"):
+spec = model_dir / "tokenizer.json"
+byte_level = regex_name(json.loads(spec.read_text()).get("pre_tokenizer") or {}) if spec.is_file() else None
+if script.endswith("convert_hf_to_gguf.py") and byte_level:
     from conversion import base
     known = base.TextModel.get_vocab_base_pre
     def get_vocab_base_pre(self, tokenizer):
         try:
             return known(self, tokenizer)
         except NotImplementedError:
-            spec = model_dir / "tokenizer.json"
-            name = regex_name(json.loads(spec.read_text()).get("pre_tokenizer") or {}) if spec.is_file() else None
-            if name is None:
-                raise
-            print(f"pre-tokenizer not in llama.cpp's list; its regex is {name!r}'s", file=sys.stderr)
-            return name
+            print(f"pre-tokenizer not in llama.cpp's list; its regex is {byte_level!r}'s", file=sys.stderr)
+            return byte_level
+    def no_llama_hf_vocab(self):
+        raise TypeError("a byte-level BPE tokenizer is converted as gpt2, whatever its byte_fallback flag says")
     base.TextModel.get_vocab_base_pre = get_vocab_base_pre
+    base.TextModel._set_vocab_llama_hf = no_llama_hf_vocab
 runpy.run_path(script, run_name="__main__")
 """
 
