@@ -80,8 +80,8 @@ def test_export_writes_every_gguf_with_its_size(exported):
     expected = {f"{n}.{q}.gguf" for n in names for q in ("F16", "Q8_0", "Q4_K_M")} | {"adapter.F16.gguf"}
     assert set(result["files"]) == expected
     for name, entry in result["files"].items():
-        assert entry["bytes"] == Path(entry["path"]).stat().st_size > 0, name
-        with open(entry["path"], "rb") as f:
+        assert entry["bytes"] == (exported.out / name).stat().st_size > 0, name
+        with open(exported.out / name, "rb") as f:
             assert f.read(4) == b"GGUF", name
     sizes = {name: entry["bytes"] for name, entry in result["files"].items()}
     assert sizes["student.Q8_0.gguf"] < sizes["student.F16.gguf"]

@@ -56,7 +56,8 @@ def export_merged(model, tokenizer, out_dir: Path, recipe: Recipe) -> dict[str, 
 
 
 def _files(paths: list[Path]) -> dict[str, dict[str, Any]]:
-    return {p.name: {"path": str(p), "bytes": p.stat().st_size} for p in paths}
+    """Names and sizes, no absolute paths: the stage folder is built under a temporary name and renamed."""
+    return {p.name: {"bytes": p.stat().st_size} for p in paths}
 
 
 def export_gguf(
