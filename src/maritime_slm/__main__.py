@@ -109,8 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if not gguf.is_file():
         print(
-            f"error: {gguf} not found: run the finetune stage of {run!r} first "
-            f"(its GGUF export is listed in outputs/{run}/finetune/, manifest 'exports')",
+            f"error: {gguf} not found: run the finetune stage of {run!r} first; if it ran, the 'exports' "
+            f"entry of {outputs_dir / run / 'manifest.json'} says why the GGUF export failed",
             file=sys.stderr,
         )
         return 2
