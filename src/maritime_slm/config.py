@@ -252,6 +252,7 @@ class TrainParams(Section):
     batch_size: int = Field(4, gt=0)
     grad_accum: int = Field(1, gt=0)
     max_length: int = Field(768, gt=0)
+    evals: int = Field(10, gt=0, description="validation passes (and checkpoints) over the run")
     turns_per_example: int = Field(
         1,
         gt=0,

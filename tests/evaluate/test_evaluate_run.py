@@ -200,4 +200,5 @@ def test_llm_subset_and_held_out_wording_table(tmp_path):
     t5w = res["table_5_wording"]
     assert set(t5w["model"]) >= {"student-base", "rules-oracle"}
     assert (tmp_path / "stage" / "paper" / "table_5_wording.md").is_file()
+    assert "judge graded, 4 of them" in (tmp_path / "stage" / "paper" / "table_5.md").read_text()
     assert "vs prior" in " ".join(res["table_5"].columns)

@@ -80,10 +80,16 @@ def table_5(
     return pl.DataFrame(rows)
 
 
-def table_5_title(n_items: int, paper_accuracy: float | None) -> str:
+def table_5_title(n_items: int, paper_accuracy: float | None, n_llm_items: int | None = None) -> str:
     paper = f"; paper reported: tuned Qwen2.5-7B {100 * paper_accuracy:.0f} %" if paper_accuracy else ""
+    subset = (
+        f" (LLM teachers answered, and the judge graded, {n_llm_items} of them, spread over categories: "
+        "evaluate.llm_max_items)"
+        if n_llm_items is not None and n_llm_items < n_items
+        else ""
+    )
     return (
-        f"Table 5. Grounded accuracy on the held-out test set ({n_items} items) with 95 % Wilson CIs; exact "
+        f"Table 5. Grounded accuracy on the held-out test set ({n_items} items{subset}) with 95 % Wilson CIs; exact "
         f"McNemar test of each model against the base student and against the train prior on the same items "
         f"(b, c = discordant pairs){paper}. "
         "A reply without a 'Final answer:' line (the format every model is asked for) is scored incorrect. "

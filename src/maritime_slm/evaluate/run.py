@@ -227,7 +227,7 @@ def evaluate_run(
     # ---- paper artifacts
     paper = stage_dir / "paper"
     t5 = table_5(acc, vs_base, vs_prior, ev.paper_accuracy)
-    write_table(t5, paper, "table_5", table_5_title(len(items), ev.paper_accuracy))
+    write_table(t5, paper, "table_5", table_5_title(len(items), ev.paper_accuracy, len(llm_items)))
     t5w = table_5_wording(by_wording, models)
     if len(t5w):
         write_table(t5w, paper, "table_5_wording", table_5_wording_title())

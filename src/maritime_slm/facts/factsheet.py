@@ -147,7 +147,7 @@ def kinematics_facts(ctx: dict[str, Any], tracks) -> list[dict[str, Any]]:
         out.append(fact(f"{cat}.distance:{m}", cat, "number", dist,
                         f"distance MMSI {m} travelled between its reports at {t0} and {t1} UTC, summed over reports",
                         unit="nm", tolerance=_num_tol(dist, 0.05, 0.02), subject=m, start=first["ts"],
-                        end=last["ts"], legs_nm=[round(x, 4) for x in legs]))  # fmt: skip
+                        end=last["ts"], start_time=t0, end_time=t1, legs_nm=[round(x, 4) for x in legs]))  # fmt: skip
         avg = dist / (minutes / 60.0)
         out.append(fact(f"{cat}.avg_speed:{m}", cat, "number", avg,
                         f"average speed of MMSI {m} between {t0} and {t1} UTC from its positions",
@@ -230,7 +230,8 @@ def anomaly_facts(ctx: dict[str, Any], tracks, params: FactsParams) -> list[dict
                         f"vessel with the longest reporting gap over {params.gap_minutes:g} min", start=start, end=end,
                         minutes=round(minutes, 2)))  # fmt: skip
         out.append(fact(f"{cat}.gap_minutes", cat, "number", minutes, "length of the longest reporting gap",
-                        unit="min", tolerance=_num_tol(minutes, 0.02, 0.5), mmsi=m, start=start, end=end))  # fmt: skip
+                        unit="min", tolerance=_num_tol(minutes, 0.02, 0.5), mmsi=m, start=start, end=end,
+                        start_time=start[11:19], end_time=end[11:19]))  # fmt: skip
     out.append(fact(f"{cat}.gap_count", cat, "count", len({g[0] for g in gaps}),
                     f"number of vessels with a reporting gap over {params.gap_minutes:g} min",
                     mmsis=sorted({g[0] for g in gaps})))  # fmt: skip

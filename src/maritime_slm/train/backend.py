@@ -127,11 +127,12 @@ def derive_recipe(train: TrainParams, device: str | None = None) -> Recipe:
       on other CPUs. Same precision, same learning curve: measured in benchmarks/train.py, fp32 learns faster per
       step early on and bf16 runs faster per step.
     - 4-bit: on GPU as params say; on CPU bitsandbytes' 4-bit works but is slower than 16-bit, so kept as asked.
-    - logging every ~1 % of steps, validation and checkpoints every ~10 % (at least every step for tiny runs).
+    - logging every ~1 % of steps, validation and checkpoints `train.evals` times (default 10) over the run (at
+      least every step for tiny runs): each validation pass costs CPU time a short run cannot spare.
     """
     device = device or ("cuda" if cuda_available() else "cpu")
     steps = train.max_steps
-    eval_steps = max(1, steps // 10)
+    eval_steps = max(1, steps // train.evals)
     on_gpu = device == "cuda"
     if on_gpu:
         import torch
