@@ -23,13 +23,13 @@ from maritime_slm.config import Params
 from maritime_slm.curate.analyze import error_counts, error_rates, teacher_summary
 from maritime_slm.curate.dedup import dedup_pairs
 from maritime_slm.curate.export import dataset_card, export_dataset
+from maritime_slm.curate.figures import figure_3, table_2, table_3
 from maritime_slm.curate.revise import EditorFn, run_revision
 from maritime_slm.curate.split import decontamination, split_pairs
 from maritime_slm.curate.verify import ERROR_DESCRIPTIONS, verify_pairs
 from maritime_slm.facts.build import load_facts
 from maritime_slm.generate.records import QAPair
 from maritime_slm.jsonl import read_jsonl, write_jsonl
-from maritime_slm.report.curate_figures import figure_3, table_2, table_3
 from maritime_slm.report.tables import write_table
 
 

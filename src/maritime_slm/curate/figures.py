@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from maritime_slm.curate.analyze import rate_row
 from maritime_slm.generate.records import QAPair
 
 PAPER_PAIRS = 21_543
@@ -60,8 +61,6 @@ def table_3(summary: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
     """Teacher error taxonomy and ARF before/after, long form: one row per (teacher, measure) with count, n,
     rate and Wilson 95 % CI. `summary` = `curate.analyze.teacher_summary`, `errors` = `curate.analyze.error_rates`.
     The paper reported no verification of its pairs, so its column says so."""
-    from maritime_slm.curate.analyze import rate_row
-
     rows = []
 
     def add(teacher: str, measure: str, k: int, n: int, paper: str | None = None) -> None:
