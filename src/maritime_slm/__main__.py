@@ -1,5 +1,6 @@
 """Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`;
-`python -m maritime_slm serve --run X [--model tuned|base] [--quant f16|q8_0|q4_k_m] [--port N]`.
+`python -m maritime_slm serve --run X [--model tuned|base] [--quant f16|q8_0|q4_k_m] [--port N]`,
+`python -m maritime_slm bench --run X --base-url URL --model NAME [--api-key-env VAR]`.
 
 Exit status: 0 done, 1 a stage failed, 2 bad input (params, run name, a busy or mismatched run folder),
 130 / 143 stopped by Ctrl-C / SIGTERM.
@@ -136,6 +137,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Any OpenAI-compatible model on a run's grounded test split, beside the run's own models."""
+    from pydantic import ValidationError
+
+    from maritime_slm.config import ModelEndpoint, check_run_name
+    from maritime_slm.evaluate.bench import BenchError, bench
+    from maritime_slm.llm.failures import ModelCallsFailed
+    from maritime_slm.llm.secrets import MissingAPIKey
+    from maritime_slm.runner import OUTPUTS_DIR
+
+    try:
+        run = check_run_name(args.run, "--run")
+        endpoint = ModelEndpoint(
+            name=args.name or args.model, model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+            response_format="text", temperature=0.0, concurrency=args.concurrency, timeout_s=args.timeout_s,
+        )  # fmt: skip
+    except (ParamsError, ValidationError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        why = f"{'.'.join(map(str, first['loc']))}: {first['msg']}" if first else str(exc)
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    run_dir = (Path(args.outputs_dir) if args.outputs_dir else OUTPUTS_DIR) / run
+    try:
+        res = bench(run_dir, endpoint, max_items=args.max_items, budget_usd=args.budget_usd)
+    except (BenchError, ParamsError, MissingAPIKey) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModelCallsFailed as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(res["summary"])
+    print(res["accuracy"].select("model", "n_scored", "correct", "accuracy", "ci_low", "ci_high"))
+    if len(res["mcnemar"]):
+        print(res["mcnemar"])
+    print(f"tables: {res['out_dir']}")
+    return 0
+
+
 REQUIRED_IMPORTS = [
     "unsloth",  # first: it patches transformers/trl/peft when imported before them
     "polars",
@@ -203,6 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--n-ctx", type=int, default=4096, help="context length (default: 4096)")
     p_serve.add_argument("--outputs-dir", default=None, help=argparse.SUPPRESS)
     p_serve.set_defaults(func=cmd_serve)
+    p_bench = sub.add_parser(
+        "bench", help="score any OpenAI-compatible model on a run's test split, beside the run's models"
+    )
+    p_bench.add_argument("--run", required=True, help="the run folder outputs/<run>/ (after 05_evaluate)")
+    p_bench.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8080/v1")
+    p_bench.add_argument("--model", required=True, help="the model name the server expects")
+    p_bench.add_argument("--name", default=None, help="label in the tables (default: --model)")
+    p_bench.add_argument(
+        "--api-key-env", default=None, help="NAME of the env var with the key (never the key)"
+    )
+    p_bench.add_argument("--max-items", type=int, default=None, help="default: the run's evaluate.max_items")
+    p_bench.add_argument("--concurrency", type=int, default=1, help="requests in flight (default: 1)")
+    p_bench.add_argument("--timeout-s", type=float, default=120.0)
+    p_bench.add_argument("--budget-usd", type=float, default=0.0, help="USD cap (default 0: pay nothing)")
+    p_bench.add_argument("--outputs-dir", default=None, help=argparse.SUPPRESS)
+    p_bench.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

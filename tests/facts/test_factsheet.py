@@ -100,6 +100,20 @@ def test_rules_teacher_prefers_informative_facts(context):
         assert n_informative_chosen == min(len(informative), len(chosen)), category
 
 
+def test_a_context_gives_at_most_one_trivial_pair_per_category(context):
+    """A snapshot with no encounter must not fill the collision questions with 'none' / 0 answers."""
+    from maritime_slm.generate.rules import MAX_TRIVIAL_PER_CATEGORY, is_trivial
+
+    facts = compute_facts(context, FactsParams())
+    keyed = by_key(facts)
+    pairs = rules_pairs("ctx-test", facts, CATEGORIES, 10 * len(facts), seed=0)
+    for category in CATEGORIES:
+        trivial = [p for p in pairs if p.category == category and is_trivial(keyed[p.facts_ref[0]])]
+        available = [f for f in facts if f["category"] == category and is_trivial(f)]
+        assert len(trivial) == min(MAX_TRIVIAL_PER_CATEGORY, len(available)), category
+    assert len(pairs) < len(facts)
+
+
 def test_every_rules_family_has_seen_and_held_out_wordings():
     from maritime_slm.generate.rules import templates
 
@@ -121,6 +135,16 @@ def test_rules_pairs_say_which_wording_they_use(context):
         spec = templates()[family(fact["key"])]
         pool = spec["questions"] if p.phrasing == "seen" else spec["unseen"]
         assert p.question in {t.format_map(_fields(fact)) for t in pool}, (p.phrasing, p.question)
+
+
+def test_held_out_wordings_take_a_fixed_share_of_pairs_however_many_seen_wordings(context):
+    """More seen phrasings must not starve the test of unseen-worded items (nor flood training with drops)."""
+    from maritime_slm.generate.rules import UNSEEN_SHARE
+
+    facts = compute_facts(context, FactsParams())
+    pairs = [p for seed in range(40) for p in rules_pairs("ctx-test", facts, CATEGORIES, 12, seed=seed)]
+    share = sum(p.phrasing == "unseen" for p in pairs) / len(pairs)
+    assert abs(share - UNSEEN_SHARE) < 0.05, share
 
 
 def test_rules_teacher_spreads_a_category_over_its_families(context):

@@ -52,7 +52,10 @@ def measured_from_run(stage_dirs: dict[str, Path]) -> Measured:
         m.output_tokens_per_query = s.get("student_output_tokens_per_query")
         m.queries_per_s = s.get("student_queries_per_s")
         if m.queries_per_s is not None:
-            m.sources["tokens and throughput"] = "evaluate/_stage.json (tuned student on this machine)"
+            runtime = s.get("student_runtime") or "Hugging Face generate"
+            m.sources["tokens and throughput"] = (
+                f"evaluate/_stage.json (tuned student on this machine, served by {runtime})"
+            )
     return m
 
 

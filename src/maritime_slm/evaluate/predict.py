@@ -340,18 +340,24 @@ def teacher_predictions(
     params: Params,
     cache: PredictionCache,
     llm: LLMContext,
+    *,
+    role: str = ROLE_TEACHER,
+    identity: Mapping[str, Any] | None = None,
 ) -> tuple[list[Prediction], str]:
     """A teacher's answers (cached where present); a local teacher's server starts only if answers are missing
-    (`serving` leaves an endpoint that has a base_url as it is). Returns the predictions and a one-line summary."""
+    (`serving` leaves an endpoint that has a base_url as it is). Returns the predictions and a one-line summary.
+
+    A served student comes through here too (`role`, and the `identity` of its weights). Items are asked grouped
+    by context, so a local server reuses the snapshot's prompt prefix from one question to the next."""
     endpoint = answer_endpoint(endpoint)
     max_tokens = teacher_max_tokens(endpoint, params.evaluate.max_new_tokens)
-    identity = llm_identity(endpoint, 0.0)
+    identity = identity or llm_identity(endpoint, 0.0)
     keys = {it.id: prediction_key(identity, it.id, it.prompt_hash, max_tokens) for it in items}
     out: dict[str, Prediction] = {}
     for it in items:
         if (hit := cache.get(keys[it.id])) is not None:
-            out[it.id] = _from_cache(it, endpoint.name, ROLE_TEACHER, hit)
-    missing = [it for it in items if it.id not in out]
+            out[it.id] = _from_cache(it, endpoint.name, role, hit)
+    missing = sorted((it for it in items if it.id not in out), key=lambda it: it.context_id)
     summary = f"{endpoint.name}: {len(items) - len(missing)} answers from the prediction cache"
     if not missing:
         return [out[it.id] for it in items], summary
@@ -366,21 +372,22 @@ def teacher_predictions(
             reply = result.value if result.ok else (result.text or "")
             sent = result.calls > 0  # 0: served by the request cache, so neither time nor usage was measured
             p = Prediction(
-                it.id, endpoint.name, ROLE_TEACHER, reply=reply, final_answer=parse_final_answer(reply),
+                it.id, endpoint.name, role, reply=reply, final_answer=parse_final_answer(reply),
                 status="ok" if result.ok else "refusal", latency_s=round(latency, 4) if sent else None,
                 input_tokens=result.input_tokens if sent else None,
                 output_tokens=result.output_tokens if sent else None, detail=result.detail,
+                gen_share_s=round(latency, 5) if sent and role != ROLE_TEACHER else None,
             )  # fmt: skip
             cache.put(keys[it.id], endpoint.name, it.id, _to_cache(p))
         else:
-            p = Prediction(it.id, endpoint.name, ROLE_TEACHER, reply=None, final_answer=None,
+            p = Prediction(it.id, endpoint.name, role, reply=None, final_answer=None,
                            status=f"failed:{result.failure}", detail=result.detail[:300])  # fmt: skip
         out[it.id] = p
 
     with serving([endpoint]) as ready:
-        results, _, elapsed = FailureWatch(ready[0], "teacher", len(missing), then=keep).run(
+        results, _, elapsed = FailureWatch(ready[0], "teacher" if role == ROLE_TEACHER else "student", len(missing), then=keep).run(
             run_timed, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-            progress=llm.progress, desc=f"teacher {endpoint.name}",
+            progress=llm.progress, desc=f"{'teacher ' if role == ROLE_TEACHER else ''}{endpoint.name}",
         )  # fmt: skip
     failed = sum(not (r.ok or r.failure == "refusal") for r in results)
     calls = sum(r.calls for r in results)

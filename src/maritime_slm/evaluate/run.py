@@ -45,7 +45,6 @@ from maritime_slm.evaluate.predict import (
     oracle_predictions,
     prior_predictions,
     student_identity,
-    student_predictions,
     teacher_predictions,
 )
 from maritime_slm.evaluate.report import (
@@ -59,6 +58,7 @@ from maritime_slm.evaluate.report import (
     table_6_title,
 )
 from maritime_slm.evaluate.score import score_predictions
+from maritime_slm.evaluate.served import Students
 from maritime_slm.facts.build import load_facts
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm import Budget, Ledger, RequestCache
@@ -121,67 +121,57 @@ def evaluate_run(
     models: list[str] = []
     concurrency: dict[str, int] = {}
 
-    with PredictionCache(prediction_cache_dir(llm_dir)) as cache:
-        # ---- students
-        predictions += student_predictions(
-            items,
-            params,
-            cache,
-            adapter_dir=None,
-            name=BASE_NAME,
-            role=ROLE_BASE,
-            loader=loader,
-            progress=progress,
-        )
-        models.append(BASE_NAME)
-        adapter = Path(finetune_dir) / "adapter"
-        if (adapter / "adapter_config.json").is_file():
-            predictions += student_predictions(
-                items, params, cache, adapter_dir=adapter, name=TUNED_NAME, role=ROLE_TUNED, loader=loader,
-                progress=progress,
+    adapter = Path(finetune_dir) / "adapter"
+    has_adapter = (adapter / "adapter_config.json").is_file()
+    if not has_adapter:
+        skipped[TUNED_NAME] = f"no LoRA adapter at {adapter} (run 04_finetune first)"
+    teachers = list(params.generate.teachers) if ev.evaluate_teachers else []
+    if not ev.evaluate_teachers:
+        skipped["teachers"] = "evaluate.evaluate_teachers is false"
+    elif not teachers:
+        skipped["teachers"] = "no LLM teacher in params (generate.teachers)"
+    if ev.judge is None:
+        skipped["judge"] = "no judge model in params (evaluate.judge): judged accuracy and kappa not computed"
+    grades = None
+    reference: list[Prediction] = []
+    agreement = pl.DataFrame()
+    runtimes: dict[str, str] = {}
+    baselines = oracle_predictions(items, facts)  # not models: no load, no request, recomputed each run
+    train_split = dataset_dir(Path(curate_dir)) / "train.jsonl"
+    if train_split.is_file():
+        baselines += prior_predictions(items, read_split(train_split))
+    else:
+        skipped[PRIOR_NAME] = f"no train split at {train_split}"
+
+    with PredictionCache(prediction_cache_dir(llm_dir)) as cache, Ledger(llm_dir / "evaluate") as ledger:
+        llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(ev.budget_usd, ledger.total_usd()),
+                         progress)  # fmt: skip
+        # ---- students: served GGUF (llama.cpp) or Hugging Face generate
+        students = Students(Path(finetune_dir), params, cache, llm, loader, progress)
+        asked = [(BASE_NAME, ROLE_BASE, None)] + ([(TUNED_NAME, ROLE_TUNED, adapter)] if has_adapter else [])
+        for name, role, adapter_dir in asked:
+            answers, runtimes[name], summary = students.answers(items, name, role, adapter_dir)
+            predictions += answers
+            models.append(name)
+            if summary:
+                summaries[name] = summary
+        if ev.student_runtime == "llama.cpp" and ev.reference_items and has_adapter:
+            reference, agreement = students.hf_agreement(
+                spread_over_categories(items, ev.reference_items),
+                [p for p in predictions if p.model == TUNED_NAME], adapter, by_id, facts, contexts,
             )  # fmt: skip
-            models.append(TUNED_NAME)
-        else:
-            skipped[TUNED_NAME] = f"no LoRA adapter at {adapter} (run 04_finetune first)"
 
         # ---- teachers and judge, through the llm package
-        teachers = list(params.generate.teachers) if ev.evaluate_teachers else []
-        if not ev.evaluate_teachers:
-            skipped["teachers"] = "evaluate.evaluate_teachers is false"
-        elif not teachers:
-            skipped["teachers"] = "no LLM teacher in params (generate.teachers)"
-        if ev.judge is None:
-            skipped["judge"] = (
-                "no judge model in params (evaluate.judge): judged accuracy and kappa not computed"
-            )
-        grades = None
-        baselines = oracle_predictions(items, facts)  # not models: no load, no request, recomputed each run
-        train_split = dataset_dir(Path(curate_dir)) / "train.jsonl"
-        if train_split.is_file():
-            baselines += prior_predictions(items, read_split(train_split))
-        else:
-            skipped[PRIOR_NAME] = f"no train split at {train_split}"
-        if teachers or ev.judge is not None:
-            budget_usd = ev.budget_usd
-            with Ledger(llm_dir / "evaluate") as ledger:
-                llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(budget_usd, ledger.total_usd()),
-                                 progress)  # fmt: skip
-                for teacher in teachers:
-                    answers, summaries[teacher.name] = teacher_predictions(
-                        teacher, llm_items, params, cache, llm
-                    )
-                    predictions += answers
-                    models.append(teacher.name)
-                    concurrency[teacher.name] = teacher.concurrency
-                predictions += baselines
-                if ev.judge is not None:
-                    grades, summaries["judge"] = _judge_subset(
-                        ev.judge, predictions, llm_items, by_id, cache, llm
-                    )
-                ledger.write_csv(stage_dir / "ledger.csv")
-                shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
-        else:
-            predictions += baselines
+        for teacher in teachers:
+            answers, summaries[teacher.name] = teacher_predictions(teacher, llm_items, params, cache, llm)
+            predictions += answers
+            models.append(teacher.name)
+            concurrency[teacher.name] = teacher.concurrency
+        predictions += baselines
+        if ev.judge is not None:
+            grades, summaries["judge"] = _judge_subset(ev.judge, predictions, llm_items, by_id, cache, llm)
+        ledger.write_csv(stage_dir / "ledger.csv")
+        shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
         models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
 
     # ---- scores and statistics
@@ -198,6 +188,14 @@ def evaluate_run(
     mcnemar = mcnemar_table(df, tuned_pairs) if TUNED_NAME in models else pl.DataFrame()
     kappa = kappa_table(df, models) if grades is not None else pl.DataFrame()
     speed = speed_table(df, models, concurrency)
+    if reference:
+        ref_df = score_predictions(reference, by_id, facts, contexts, None)
+        speed = pl.concat([speed, speed_table(ref_df, [reference[0].model], {})], how="diagonal_relaxed")
+        runtimes[reference[0].model] = f"hf (batch {ev.batch_size}), the reference"
+    if len(speed):
+        speed = speed.with_columns(
+            pl.col("model").replace_strict(runtimes, default=None, return_dtype=pl.String).alias("runtime")
+        )
     paradox = paradox_table(df, models)
     paradox_cat = paradox_table(df, models, by_category=True)
     corr = paradox_correlations(df, models)
@@ -216,6 +214,11 @@ def evaluate_run(
         "mcnemar_vs_base": (vs_base, "Exact McNemar: each model vs the base student, on shared items"),
         "kappa": (kappa, "Agreement of the LLM judge with grounded scoring: Cohen's kappa, 95 % CI"),
         "speed": (speed, "Latency, tokens per query and throughput per model (this machine)"),
+        "served_agreement": (
+            agreement,
+            "Served GGUF (llama.cpp) vs Hugging Face generate: same final answer per quantization, on the "
+            "tuned student",
+        ),
         "paradox": (paradox, "BLEU / ROUGE-L vs judged and grounded accuracy per model"),
         "paradox_by_category": (paradox_cat, "BLEU / ROUGE-L vs judged and grounded accuracy per category"),
         "paradox_correlation": (corr, "Correlation of BLEU / ROUGE-L with grounded correctness"),
@@ -241,6 +244,11 @@ def evaluate_run(
     )  # fmt: skip
 
     record = _record(df, acc, kappa, speed, items, models, skipped, params)
+    record["student_runtime"] = runtimes.get(TUNED_NAME) or runtimes.get(BASE_NAME)
+    if len(agreement):
+        record["served_agreement"] = {
+            r["quantization"]: finite(r["agreement"]) for r in agreement.iter_rows(named=True)
+        }
     return {
         "n_items": len(items),
         "models": models,
@@ -256,6 +264,7 @@ def evaluate_run(
         "mcnemar_vs_base": vs_base,
         "kappa": kappa,
         "speed": speed,
+        "served_agreement": agreement,
         "paradox": paradox,
         "paradox_by_category": paradox_cat,
         "paradox_correlation": corr,

