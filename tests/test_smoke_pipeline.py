@@ -31,5 +31,9 @@ def test_smoke_run_all_stages(tmp_path, python, cli_env):
     for stem in ["01_ingest", "02_generate", "03_curate", "04_finetune", "05_evaluate", "06_cost_analysis"]:
         executed = json.loads((run_dir / "notebooks" / f"{stem}.ipynb").read_text())
         assert executed["metadata"]["papermill"]["exception"] is None
+    # the students answered through their exported GGUF behind llama.cpp, with the HF reference beside
+    evaluated = json.loads((run_dir / "evaluate" / "_stage.json").read_text())
+    assert evaluated["student_runtime"] == "llama.cpp Q8_0 (1 in flight)"
+    assert set(evaluated["served_agreement"]) == {"F16", "Q8_0", "Q4_K_M"}
     leaked = [p for p in run_dir.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
     assert leaked == []

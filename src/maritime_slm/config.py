@@ -137,12 +137,21 @@ class ModelEndpoint(Section):
     max_tokens: int = Field(512, gt=0)
     price_in_per_m: float = Field(0.0, ge=0, description="USD per 1M input tokens")
     price_out_per_m: float = Field(0.0, ge=0, description="USD per 1M output tokens")
+    price_cached_in_per_m: float | None = Field(
+        None, ge=0, description="USD per 1M cached input tokens (prompt-cache hits); None = price_in_per_m"
+    )
     prices_read_on: str | None = None
     concurrency: int = Field(4, gt=0)
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="USD cap for this teacher's own requests (generation), within the stage's budget_usd; "
+        "None = only the stage's cap",
+    )
     max_failed_share: float = Field(
         0.2,
         ge=0,
@@ -171,6 +180,9 @@ class ModelEndpoint(Section):
     def _endpoint(self) -> ModelEndpoint:
         if not self.local and not self.base_url:
             raise ValueError("a non-local model needs base_url")
+        if self.price_cached_in_per_m is not None and self.price_cached_in_per_m > self.price_in_per_m:
+            # the budget bounds a call's cost with every input token at price_in_per_m
+            raise ValueError("price_cached_in_per_m must not exceed price_in_per_m")
         return self
 
 

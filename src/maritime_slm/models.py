@@ -41,16 +41,36 @@ def _fix_special_tokens(tokenizer) -> None:
     tokenizer.pad_token = IM_END
 
 
+def _split_digits(tokenizer) -> None:
+    """SmolLM2 splits off every digit before its byte-level regex (llama.cpp's `smollm` pre-tokenizer, which its GGUF
+    names). transformers rebuilds the tokenizer from the GGUF without that step, so a snapshot's numbers and the
+    whitespace before them ("|moored\n  00:18") were tokenized unlike in SmolLM2's pretraining and unlike the served
+    GGUF: the same model then answered differently through llama.cpp than through Hugging Face."""
+    from tokenizers import pre_tokenizers
+
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=True),
+        ]
+    )
+
+
+TOKENIZER_REV = "v2"
+"""Part of every cached folder that carries the tokenizer: a folder built by older code is rebuilt, never reused."""
+
+
 @lru_cache(maxsize=2)
 def smollm2_tokenizer():
     """SmolLM2's tokenizer, read from the GGUF once and cached as a normal tokenizer folder."""
     from transformers import AutoTokenizer
 
-    folder = cache_dir() / "smollm2-135m-instruct-tokenizer"
+    folder = cache_dir() / f"smollm2-135m-instruct-tokenizer-{TOKENIZER_REV}"
     if not (folder / "tokenizer_config.json").is_file():
         gguf = find_gguf()
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         _fix_special_tokens(tokenizer)
+        _split_digits(tokenizer)
         tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         tokenizer.save_pretrained(str(tmp))
         _publish(tmp, folder, "tokenizer_config.json")
@@ -59,7 +79,7 @@ def smollm2_tokenizer():
 
 def smollm2_model_dir() -> Path:
     """SmolLM2-135M-Instruct as a transformers folder, converted from the GGUF on first use."""
-    folder = cache_dir() / "smollm2-135m-instruct"
+    folder = cache_dir() / f"smollm2-135m-instruct-{TOKENIZER_REV}"
     if (folder / "config.json").is_file():
         return folder
     from transformers import AutoModelForCausalLM
@@ -83,7 +103,7 @@ def smollm2_model_dir() -> Path:
 def random_qwen2_dir(name: str, seed: int = 0, bf16: bool = False, **sizes) -> Path:
     """A random-init Qwen2-architecture model of the given `sizes` (Qwen2Config fields) with SmolLM2's tokenizer,
     built once into the cache: real code paths without a download."""
-    folder = cache_dir() / name
+    folder = cache_dir() / f"{name}-{TOKENIZER_REV}"
     if (folder / "config.json").is_file():
         return folder
     import torch

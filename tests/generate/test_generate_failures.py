@@ -55,6 +55,24 @@ def test_insufficient_quota_stops_the_batch_at_once(tmp_path):
     assert "insufficient_quota" in str(err.value) and FAKE_KEY not in str(err.value)
 
 
+def test_out_of_quota_fails_after_one_request_although_retries_are_on(tmp_path):
+    ctxs, facts = contexts(3)
+    quota = Fail(429, "You exceeded your current quota, please check your plan and billing details.",
+                 code="insufficient_quota")  # fmt: skip
+    with ScriptedServer(default=lambda body: quota) as server:
+        params = GenerateParams(
+            teachers=[api_teacher(server, max_retries=3, concurrency=1)], pairs_per_context=6, budget_usd=1.0
+        )
+        with pytest.raises(ModelCallsFailed) as err:
+            generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
+        assert server.count() == 1
+    message = str(err.value)
+    assert (
+        "a fatal error (no retry can fix it): insufficient_quota: the API account is out of quota" in message
+    )
+    assert "\n" not in message
+
+
 def test_too_many_failures_fail_after_caching_what_succeeded(tmp_path):
     ctxs, facts = contexts(3)
     calls = {"n": 0}

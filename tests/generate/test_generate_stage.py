@@ -99,6 +99,47 @@ def test_budget_stops_cleanly_with_what_finished(tmp_path):
     assert {f["failure"] for f in result.failures} == {"budget"}
 
 
+def _teacher_rows(stage):
+    ledger = pl.read_csv(stage / "ledger.csv").group_by("teacher").agg(pl.col("requests", "usd").sum())
+    return {row["teacher"]: row for row in ledger.iter_rows(named=True)}
+
+
+def test_each_teacher_spends_its_own_budget_line(tmp_path):
+    ctxs, facts = contexts(3)
+    with ScriptedServer(default=answer_first_intent) as server:
+        params = GenerateParams(
+            teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
+                      api_teacher(server, name="second", model="gpt-4o-mini", concurrency=1)],
+            pairs_per_context=6, budget_usd=1.0,
+        )  # fmt: skip
+        result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
+        sent = server.count()
+        # a re-run starts each line from what that teacher already paid: the first one sends nothing more
+        generate_pairs(ctxs, facts, params, tmp_path / "stage2", tmp_path / "llm", seed=0)
+        assert server.count() == sent
+    assert result.stopped_by_budget and "budget reached" in result.summaries["first"]
+    rows = _teacher_rows(tmp_path / "stage")
+    assert 0 < rows["first"]["requests"] < 18 and rows["first"]["usd"] <= 0.03
+    assert rows["second"]["requests"] == 18  # the first teacher's stop did not stop the second
+    assert len([p for p in result.pairs if p.teacher == "second"]) == 18
+    assert {f["teacher"] for f in result.failures} == {"first"}
+
+
+def test_the_stage_budget_still_caps_all_teachers_together(tmp_path):
+    ctxs, facts = contexts(3)
+    with ScriptedServer(default=answer_first_intent) as server:
+        params = GenerateParams(
+            teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
+                      api_teacher(server, name="second", model="gpt-4o-mini", concurrency=1)],
+            pairs_per_context=6, budget_usd=0.06,
+        )  # fmt: skip
+        result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
+    rows = _teacher_rows(tmp_path / "stage")
+    assert rows["first"]["usd"] <= 0.03 and 0 < rows["second"]["requests"] < 18
+    assert rows["first"]["usd"] + rows["second"]["usd"] <= 0.06
+    assert {f["failure"] for f in result.failures} == {"budget"}
+
+
 CHILD = """
 import json, sys
 from maritime_slm.config import GenerateParams

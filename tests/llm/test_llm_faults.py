@@ -81,7 +81,10 @@ def test_every_fault_is_recorded_and_none_crashes_the_batch(scripted, tmp_path):
     assert outcomes == Counter({None: len(prompts) - expected_failures}) + batch.by_kind
 
     csv_lines = (tmp_path / "ledger" / "ledger.csv").read_text().splitlines()
-    assert csv_lines[0] == "teacher,category,requests,cache_hits,input_tokens,output_tokens,usd,failures"
+    assert csv_lines[0] == (
+        "teacher,category,requests,cache_hits,input_tokens,output_tokens,usd,failures,"
+        "cached_input_tokens,reasoning_tokens"
+    )
     assert csv_lines[1].startswith(f"teacher,qa,{server.count()},0,")
 
 

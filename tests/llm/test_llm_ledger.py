@@ -54,4 +54,4 @@ def test_sessions_add_up_in_the_csv(tmp_path):
             ledger.record("cache_hit", "t", "c")
             ledger.record("outcome", "t", "c", status="failure", failure="truncated")
             assert ledger.totals("session").requests == 1
-    assert (tmp_path / "ledger.csv").read_text().splitlines()[1] == "t,c,3,3,0,0,3.0,3"
+    assert (tmp_path / "ledger.csv").read_text().splitlines()[1] == "t,c,3,3,0,0,3.0,3,0,0"

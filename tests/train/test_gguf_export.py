@@ -214,7 +214,10 @@ def _same_tokens(gguf_file: Path, model_dir: Path) -> None:
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
-    text = "MMSI 257123450, SOG 12.5 kn at 2026-11-30T08:15Z; 'Ve  lL\tvessel's  name: NORDIC STAR\n\nok?"
+    text = (
+        "MMSI 257123450, SOG 12.5 kn at 2026-11-30T08:15Z; 'Ve  lL\tvessel's  name: NORDIC STAR\n\nok?\n"
+        "367371820|ANACOSTIA|tug_tow (52)|United States|A|30 x 9|3.2|moored\n  00:18:22|17.9750|-66.6170|0.1|"
+    )
     llm = Llama(str(gguf_file), vocab_only=True, verbose=False)
     ours = llm.tokenize(text.encode(), add_bos=False, special=False)
     llm.close()

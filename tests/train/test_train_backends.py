@@ -59,6 +59,7 @@ def check_stage_outputs(stage: Path, summary: dict, backend: str) -> None:
     assert summary["steps"] == 4 and summary["backend"] == backend
     assert summary["train_cost_usd"] > 0 and summary["tokens_per_s"] > 0 and summary["peak_memory_gb"] > 0
     assert summary["exports"]["merged_16bit"]["status"] == "done"
+    assert summary["exports"]["merged_16bit"]["path"] == "export/merged_16bit"  # no path of this machine
     assert (stage / "export" / "merged_16bit" / "config.json").is_file()
     assert summary["exports"]["gguf"]["status"] in {"done", "skipped"}
     if summary["exports"]["gguf"]["status"] == "skipped":

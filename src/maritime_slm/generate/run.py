@@ -2,7 +2,8 @@
 
 Each LLM request asks one teacher for one pair of one category about one context. Local teachers get a
 llama.cpp server for the duration of their batch. A failed request is recorded (failures.jsonl and the ledger);
-too many failures, or a fatal one, fail the stage (`llm.failures`); a budget stop ends the run cleanly.
+too many failures, or a fatal one, fail the stage (`llm.failures`); a budget stop ends a teacher cleanly. Each
+teacher spends its own budget line (`budget_usd` of its endpoint) within the stage's `budget_usd`.
 """
 
 from __future__ import annotations
@@ -132,17 +133,20 @@ def generate_pairs(
     cache = RequestCache(llm_dir / "cache.sqlite")
     with Ledger(llm_dir / "generate") as ledger:
         budget = Budget(params.budget_usd, spent_usd=ledger.total_usd())
+        spent: dict[str, float] = {}  # per teacher, what this run folder already paid
+        for row in ledger.rows():
+            spent[row.teacher] = spent.get(row.teacher, 0.0) + row.usd
         with serving(params.teachers) as endpoints:
             for endpoint in endpoints:
+                # each teacher spends its own line, so one that hits its cap leaves the next its share
+                line = budget.line(endpoint.budget_usd, spent_usd=spent.get(endpoint.name, 0.0))
                 new, failed, summary, stopped = run_teacher(
-                    endpoint, contexts, facts, params, cache, ledger, budget
+                    endpoint, contexts, facts, params, cache, ledger, line
                 )
                 result.pairs += new
                 result.failures += failed
                 result.summaries[endpoint.name] = summary
-                if stopped:
-                    result.stopped_by_budget = True
-                    break
+                result.stopped_by_budget |= stopped
         ledger.write_csv(stage_dir / "ledger.csv")
         shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
     return result

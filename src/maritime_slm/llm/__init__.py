@@ -13,12 +13,11 @@ A request goes through the cache, the budget, the rate limiter and retries, and 
     ):
         budget = Budget(params.generate.budget_usd or None, spent_usd=ledger.total_usd())
         for teacher in teachers:
+            line = budget.line(teacher.budget_usd)  # its own cap, within the stage's
             requests = [LLMRequest.chat(prompt, system=SYSTEM, output=QAPair, tag=category) for ...]
-            batch = run_batch(teacher, requests, cache=cache, ledger=ledger, budget=budget)
-            print(batch.summary())
+            batch = run_batch(teacher, requests, cache=cache, ledger=ledger, budget=line)
+            print(batch.summary())  # says whether its line (or the stage's budget) stopped it
             pairs = [r.value for r in batch if r.ok]
-            if batch.stopped_by_budget:
-                break
 """
 
 from .budget import Budget, BudgetExceeded

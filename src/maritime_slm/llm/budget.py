@@ -21,12 +21,21 @@ from .ledger import cost_usd
 
 
 class BudgetExceeded(RuntimeError):
-    """The next call's worst-case cost does not fit in what is left of the budget."""
+    """The next call's worst-case cost does not fit in a budget (`budget`: the one that refused)."""
+
+    def __init__(self, message: str, budget: Budget | None = None):
+        super().__init__(message)
+        self.budget = budget
 
 
 def max_input_tokens(body: Mapping[str, Any]) -> int:
     """An upper bound of a request's input tokens: the UTF-8 size of its JSON body (schema included)."""
     return len(json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"))
+
+
+def estimated_input_tokens(body: Mapping[str, Any]) -> int:
+    """~4 characters per token over the messages: what a request that got no reply was probably billed for."""
+    return sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4
 
 
 def worst_case_usd(
@@ -39,27 +48,38 @@ def worst_case_usd(
 class Reservation:
     usd: float
     open: bool = True
+    parent: Reservation | None = None
 
 
 class Budget:
-    """`limit_usd=None` means no cap. `spent_usd` seeds what a resumed run already paid (`Ledger.total_usd()`)."""
+    """`limit_usd=None` means no cap. `spent_usd` seeds what a resumed run already paid (`Ledger.total_usd()`).
 
-    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0):
+    A `line` of a budget (one teacher's share of a stage) is capped by its own limit and by the budget above it,
+    and what it spends counts there too: one role that spends its line stops, the others keep theirs.
+    """
+
+    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0, parent: Budget | None = None):
         self.limit_usd = limit_usd
         self.spent_usd = spent_usd
         self.reserved_usd = 0.0
         self.exhausted = False
+        self.parent = parent
         self._lock = threading.Lock()
         self._settled: asyncio.Event | None = None
 
+    def line(self, limit_usd: float | None, spent_usd: float = 0.0) -> Budget:
+        """A child budget for one role; `spent_usd` seeds what that role already paid in this run folder."""
+        return Budget(limit_usd, spent_usd, parent=self)
+
     @property
     def remaining_usd(self) -> float:
-        if self.limit_usd is None:
-            return float("inf")
-        return max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
+        own = float("inf")
+        if self.limit_usd is not None:
+            own = max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
+        return own if self.parent is None else min(own, self.parent.remaining_usd)
 
     def try_reserve(self, usd: float) -> Reservation:
-        """Reserve now or raise BudgetExceeded (free calls always fit)."""
+        """Reserve now (here and in the budgets above) or raise BudgetExceeded (free calls always fit)."""
         with self._lock:
             fits = (
                 self.limit_usd is None
@@ -67,24 +87,31 @@ class Budget:
                 or self.spent_usd + self.reserved_usd + usd <= self.limit_usd
             )
             if not fits or (self.exhausted and usd > 0):
-                raise BudgetExceeded(self._explain(usd))
+                raise BudgetExceeded(self._explain(usd), self)
+            above = self.parent.try_reserve(usd) if self.parent is not None else None
             self.reserved_usd += usd
-            return Reservation(usd)
+            return Reservation(usd, parent=above)
 
     async def reserve(self, usd: float) -> Reservation:
-        """Reserve, waiting for in-flight calls to settle when that could make room."""
+        """Reserve, waiting for in-flight calls to settle when that could make room where it was refused."""
         while True:
             try:
                 return self.try_reserve(usd)
-            except BudgetExceeded:
-                with self._lock:
-                    if self.reserved_usd <= 0 or self.exhausted:
-                        self.exhausted = True
-                        raise
-                    if self._settled is None:
-                        self._settled = asyncio.Event()
-                    settled = self._settled
-                await settled.wait()
+            except BudgetExceeded as exc:
+                settled = (exc.budget or self)._settled_event()
+                if settled is None:
+                    raise
+            await settled.wait()
+
+    def _settled_event(self) -> asyncio.Event | None:
+        """What to wait for before trying again; None, and exhausted for good, when nothing is in flight."""
+        with self._lock:
+            if self.reserved_usd <= 0 or self.exhausted:
+                self.exhausted = True
+                return None
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            return self._settled
 
     def settle(self, reservation: Reservation, actual_usd: float) -> None:
         """Replace a reservation by what the call actually cost."""
@@ -104,11 +131,13 @@ class Budget:
             settled, self._settled = self._settled, None
         if settled is not None:
             settled.set()
+        if self.parent is not None and reservation.parent is not None:
+            self.parent._close(reservation.parent, actual_usd)
 
     def _explain(self, usd: float) -> str:
         return (
-            f"budget ${self.limit_usd:.4f}: spent ${self.spent_usd:.4f}, in flight ${self.reserved_usd:.4f}, "
-            f"next call may cost up to ${usd:.4f}"
+            f"{'budget line' if self.parent else 'budget'} ${self.limit_usd:.4f}: spent ${self.spent_usd:.4f}, "
+            f"in flight ${self.reserved_usd:.4f}, next call may cost up to ${usd:.4f}"
         )
 
     def __repr__(self) -> str:

@@ -1,8 +1,9 @@
 """The one door to any model server: an async client over the official `openai.AsyncOpenAI`.
 
 Per call: cache lookup -> concurrency slot -> budget reservation -> RPM/TPM limiter -> HTTP call (retried with
-backoff on 429/5xx/timeouts/connection errors) -> log + cache commit -> validation, with bounded re-asks when the
-reply is not usable. Every outcome is an `LLMResult`: failures are recorded with a kind, never raised.
+backoff on 429/5xx/timeouts/connection errors, never on a 429 `insufficient_quota`) -> log + cache commit ->
+validation, with bounded re-asks when the reply is not usable. Every outcome is an `LLMResult`: failures are
+recorded with a kind, never raised.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ import openai
 from tqdm import tqdm
 
 from ..config import ModelEndpoint
-from .budget import Budget, BudgetExceeded, Reservation, max_input_tokens, worst_case_usd
+from .budget import (
+    Budget,
+    BudgetExceeded,
+    Reservation,
+    estimated_input_tokens,
+    max_input_tokens,
+    worst_case_usd,
+)
 from .cache import CachedResponse, RequestCache, request_key
-from .formats import judge_reply, reask_messages, response_format
+from .formats import judge_reply, reask_messages, reasoning_cut_off, response_format
 from .ledger import Ledger, cost_usd
 from .ratelimit import RateLimiter
 from .request import BatchResult, FailureKind, LLMRequest, LLMResult, Message
@@ -46,7 +54,7 @@ class _Failed:
 
 
 class LLMClient:
-    """One endpoint's client. Share one `RequestCache`, `Ledger` and `Budget` between all clients of a run."""
+    """One endpoint's client. Share one `RequestCache`, `Ledger` and `Budget` (or a `Budget.line` each) per run."""
 
     def __init__(
         self,
@@ -94,7 +102,11 @@ class LLMClient:
 
     # ------------------------------------------------------------------ one request
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """Ask, validate, re-ask up to `max_reasks` times on invalid/truncated/off-schema replies."""
+        """Ask, validate, re-ask up to `max_reasks` times on invalid/truncated/off-schema replies.
+
+        A reasoning model cut off by max_tokens is not re-asked: it spent the budget on hidden reasoning, and a
+        re-ask resends the whole context into the same budget.
+        """
         result = LLMResult(ok=False, tag=request.tag)
         messages: list[Message] = [dict(m) for m in request.messages]
         max_tokens = request.max_tokens or self.endpoint.max_tokens
@@ -108,6 +120,8 @@ class LLMClient:
             if verdict.ok:
                 result.ok, result.value = True, verdict.value
                 return self._finish(result)
+            if verdict.failure == "truncated" and is_reasoning_model(self.endpoint):
+                return self._finish(result, "truncated", reasoning_cut_off(max_tokens, verdict.detail))
             if verdict.failure == "refusal" or round_ == self.max_reasks:
                 return self._finish(result, verdict.failure, verdict.detail)
             result.reasks += 1
@@ -194,13 +208,19 @@ class LLMClient:
                     completion = await self._openai.chat.completions.create(**body)
                     _check_has_message(completion)
                 except Exception as exc:  # an APIError, or a reply the openai client cannot even parse
-                    self._release(reservation)
                     error = classify(exc)
-                    detail = self._redact(f"{type(exc).__name__}: {exc}")[:300]
+                    detail = self._redact(f"{type(exc).__name__}: {exc}")
+                    detail = (f"{error.note}: {detail}" if error.note else detail)[:300]
                     was_sent = not isinstance(exc.__cause__, httpx2.ConnectError | httpx2.ConnectTimeout)
+                    # a request that timed out was probably processed and billed: charge its estimated input
+                    estimated = error.error == "timeout" and was_sent
+                    input_tokens = estimated_input_tokens(body) if estimated else 0
+                    usd = cost_usd(input_tokens, 0, endpoint.price_in_per_m, endpoint.price_out_per_m)
+                    self._settle(reservation, usd)
                     self._log_attempt(
                         request, key, retry, result, "error" if was_sent else "not_sent",
                         error=error.error, http_status=error.http_status, detail=detail, started=started,
+                        input_tokens=input_tokens, usd=usd, usd_estimated=estimated or None,
                     )  # fmt: skip
                     if not (error.retryable and retry < endpoint.max_retries):
                         return _Failed(error.kind, detail)
@@ -234,11 +254,15 @@ class LLMClient:
         usage = getattr(completion, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        usd = cost_usd(input_tokens, output_tokens, endpoint.price_in_per_m, endpoint.price_out_per_m)
+        cached_tokens = _usage_detail(usage, "prompt_tokens_details", "cached_tokens")
+        reasoning_tokens = _usage_detail(usage, "completion_tokens_details", "reasoning_tokens")
+        usd = cost_usd(
+            input_tokens, output_tokens, endpoint.price_in_per_m, endpoint.price_out_per_m,
+            cached_tokens, endpoint.price_cached_in_per_m,
+        )  # fmt: skip
         if usage is None:
             usd = worst_usd  # a server that reports no usage is charged its worst case, never zero
-        if reservation is not None and self.budget is not None:
-            self.budget.settle(reservation, usd)
+        self._settle(reservation, usd)
         choice = completion.choices[0]
         reply = CachedResponse(
             text=choice.message.content,
@@ -250,6 +274,9 @@ class LLMClient:
         self._log_attempt(
             request, key, retry, result, "ok", finish_reason=reply.finish_reason,
             input_tokens=input_tokens, output_tokens=output_tokens, usd=usd, started=started,
+            cached_input_tokens=cached_tokens, reasoning_tokens=reasoning_tokens,
+            served_model=getattr(completion, "model", None),
+            system_fingerprint=getattr(completion, "system_fingerprint", None),
         )  # fmt: skip
         if self.cache is not None:
             self.cache.put(key, str(body["model"]), reply)
@@ -258,6 +285,10 @@ class LLMClient:
     def _release(self, reservation: Reservation | None) -> None:
         if reservation is not None and self.budget is not None:
             self.budget.release(reservation)
+
+    def _settle(self, reservation: Reservation | None, usd: float) -> None:
+        if reservation is not None and self.budget is not None:
+            self.budget.settle(reservation, usd)
 
     def _log_attempt(
         self,
@@ -275,6 +306,11 @@ class LLMClient:
         input_tokens: int = 0,
         output_tokens: int = 0,
         usd: float = 0.0,
+        usd_estimated: bool | None = None,
+        cached_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        served_model: str | None = None,
+        system_fingerprint: str | None = None,
     ) -> None:
         if status != "not_sent":
             result.calls += 1
@@ -288,6 +324,8 @@ class LLMClient:
             self.endpoint.name,
             request.tag,
             model=self.endpoint.model,
+            served_model=served_model,
+            system_fingerprint=system_fingerprint,
             key=key[:16],
             retry=retry,
             status=status,
@@ -297,7 +335,10 @@ class LLMClient:
             finish_reason=finish_reason,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
             usd=usd,
+            usd_estimated=usd_estimated,
             latency_s=round(time.monotonic() - started, 4),
         )
 
@@ -370,6 +411,11 @@ class LLMClient:
 
 class BadReply(ValueError):
     """A 200 reply that is not a chat completion (no choices, no message): treated like garbage, retried."""
+
+
+def _usage_detail(usage: Any, group: str, field: str) -> int:
+    """A count from OpenAI's usage details (cached input, reasoning tokens); 0 where a server sends none."""
+    return int(getattr(getattr(usage, group, None), field, 0) or 0)
 
 
 def _check_has_message(completion: Any) -> None:

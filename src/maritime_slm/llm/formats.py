@@ -119,3 +119,12 @@ def reask_messages(reply: CachedResponse, verdict: Verdict, max_tokens: int) -> 
             "Answer again with only a JSON object that matches the requested schema.",
         },
     ]
+
+
+def reasoning_cut_off(max_tokens: int, detail: str) -> str:
+    """Why a reasoning model's `length` stop is final: its hidden reasoning spent the budget, and a re-ask would
+    resend the whole context into the same budget."""
+    return (
+        f"the reasoning used the max_tokens budget of {max_tokens} tokens before a complete answer; not re-asked: "
+        f"raise max_tokens (OpenAI advises reserving ~25,000 tokens for reasoning and output); reply: {detail}"
+    )[:300]

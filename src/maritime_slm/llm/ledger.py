@@ -4,6 +4,10 @@ The log is the source of truth: one line per HTTP attempt (sent to a server, pai
 per final outcome. `ledger.csv` sums the whole log, so a run killed and resumed still reports everything it paid
 for; `rows(scope="session")` sums only what this process did. Lines never hold an API key (details are redacted
 by the client before they get here).
+
+An attempt line also names the model the server says it ran (`served_model`, `system_fingerprint`) and counts
+cached input and reasoning tokens. A timed-out attempt is charged an estimate of its input (`usd_estimated`):
+the server has probably processed and billed it.
 """
 
 from __future__ import annotations
@@ -27,12 +31,25 @@ LEDGER_COLUMNS = (
     "output_tokens",
     "usd",
     "failures",
+    "cached_input_tokens",
+    "reasoning_tokens",
 )
 Scope = Literal["run", "session"]
 
 
-def cost_usd(input_tokens: int, output_tokens: int, price_in_per_m: float, price_out_per_m: float) -> float:
-    return (input_tokens * price_in_per_m + output_tokens * price_out_per_m) / 1e6
+def cost_usd(
+    input_tokens: int,
+    output_tokens: int,
+    price_in_per_m: float,
+    price_out_per_m: float,
+    cached_input_tokens: int = 0,
+    price_cached_in_per_m: float | None = None,
+) -> float:
+    """`input_tokens` include the cached ones (as in OpenAI's usage); those are priced at the cached price."""
+    cached = min(cached_input_tokens, input_tokens)
+    cached_price = price_in_per_m if price_cached_in_per_m is None else price_cached_in_per_m
+    input_usd = (input_tokens - cached) * price_in_per_m + cached * cached_price
+    return (input_usd + output_tokens * price_out_per_m) / 1e6
 
 
 @dataclass
@@ -45,6 +62,8 @@ class LedgerRow:
     output_tokens: int = 0
     usd: float = 0.0
     failures: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -53,6 +72,8 @@ class LedgerRow:
             self.input_tokens += int(event.get("input_tokens") or 0)
             self.output_tokens += int(event.get("output_tokens") or 0)
             self.usd += float(event.get("usd") or 0.0)
+            self.cached_input_tokens += int(event.get("cached_input_tokens") or 0)
+            self.reasoning_tokens += int(event.get("reasoning_tokens") or 0)
         elif kind == "cache_hit":
             self.cache_hits += 1
         elif kind == "outcome" and event.get("status") == "failure":

@@ -17,6 +17,7 @@ import openai
 from .request import FailureKind
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+OUT_OF_QUOTA = "insufficient_quota: the API account is out of quota (see its plan and billing); not retried"
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,13 @@ class AttemptError:
     retryable: bool
     http_status: int | None = None
     retry_after_s: float | None = None
+    note: str | None = None
 
 
 def classify(exc: Exception) -> AttemptError:
     """Timeouts, connection errors, 429, 408/409 and 5xx are retried; other 4xx are final; an unparseable
-    reply (garbage from a proxy) is retried as `bad_response`."""
+    reply (garbage from a proxy) is retried as `bad_response`. A 429 `insufficient_quota` is no rate limit but an
+    empty account: waiting does not refill it, so it is final."""
     if isinstance(exc, openai.APITimeoutError):
         return AttemptError("timeout", "timeout", True)
     if isinstance(exc, openai.APIConnectionError):
@@ -57,6 +60,8 @@ def classify(exc: Exception) -> AttemptError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retry_after = _retry_after_s(exc.response.headers)
+        if status == 429 and "insufficient_quota" in (exc.code, exc.type):
+            return AttemptError("insufficient_quota", "http_error", False, status, note=OUT_OF_QUOTA)
         if status == 429:
             return AttemptError("rate_limited", "http_error", True, status, retry_after)
         if status >= 500 or status in RETRYABLE_STATUS:

@@ -22,7 +22,8 @@ from .server import free_port
 
 @dataclass(frozen=True)
 class Reply:
-    """A completion. Usage defaults to ~4 characters per token."""
+    """A completion. Usage defaults to ~4 characters per token; `cached_tokens` and `reasoning_tokens` fill
+    OpenAI's usage details, `model` and `system_fingerprint` say what the server ran (default: the model asked)."""
 
     content: str | None
     finish_reason: str = "stop"
@@ -30,17 +31,23 @@ class Reply:
     delay_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    model: str | None = None
+    system_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
 class Fail:
-    """An HTTP error; `echo_authorization` puts the request's Authorization header in the error message."""
+    """An HTTP error; `code` is the error body's code and type as OpenAI sends them (e.g. `insufficient_quota`;
+    default: the status); `echo_authorization` puts the request's Authorization header in the error message."""
 
     status: int
     message: str = "scripted failure"
     retry_after_s: float | None = None
     echo_authorization: bool = False
     delay_s: float = 0.0
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +244,8 @@ class ScriptedServer:
                 extra = (
                     {} if behaviour.retry_after_s is None else {"retry-after": f"{behaviour.retry_after_s:g}"}
                 )
-                error = {"error": {"message": message, "type": "scripted", "code": str(behaviour.status)}}
+                code = behaviour.code or str(behaviour.status)
+                error = {"error": {"message": message, "type": behaviour.code or "scripted", "code": code}}
                 await _write(writer, behaviour.status, error, extra)
             case Reply():
                 await asyncio.sleep(behaviour.delay_s)
@@ -254,11 +262,20 @@ def _completion(body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
     completion_tokens = (
         reply.completion_tokens if reply.completion_tokens is not None else len(reply.content or "") // 4 + 1
     )
-    return {
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+    if reply.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+    completion: dict[str, Any] = {
         "id": f"chatcmpl-{time.monotonic_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body.get("model", "scripted"),
+        "model": reply.model or body.get("model", "scripted"),
         "choices": [
             {
                 "index": 0,
@@ -266,12 +283,11 @@ def _completion(body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage,
     }
+    if reply.system_fingerprint is not None:
+        completion["system_fingerprint"] = reply.system_fingerprint
+    return completion
 
 
 async def _write(

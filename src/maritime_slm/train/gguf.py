@@ -97,7 +97,8 @@ def converters_dir(version: str | None = None) -> Path:
 # of the model class it is loaded for (GPT-2's regex for a Llama folder, Qwen2's for the tiny Qwen2). llama.cpp
 # recognises pre-tokenizers by hashing the encoding of a probe text against a list of published models, so it
 # refuses these; when the hash is unknown, the launcher names the pre-tokenizer by the regex the folder's
-# tokenizer.json actually splits with, if that regex is one llama.cpp implements verbatim; otherwise it fails.
+# tokenizer.json actually splits with, if that regex is one llama.cpp implements verbatim (SmolLM2's digit split
+# before GPT-2's regex is llama.cpp's `smollm`); otherwise it fails.
 # transformers also marks the rebuilt byte-level BPE `byte_fallback`, which makes the Llama converter write an
 # SPM-style vocab that llama.cpp cannot tokenize with (it aborts); a byte-level tokenizer is written as gpt2.
 LAUNCHER = r"""
@@ -113,6 +114,9 @@ def regex_name(pre):
     if pre.get("type") == "ByteLevel" and pre.get("use_regex"):
         return "gpt-2"
     parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else []
+    if (len(parts) == 2 and parts[0] == {**parts[0], "type": "Digits", "individual_digits": True}
+            and parts[1] == {**parts[1], "type": "ByteLevel", "use_regex": True}):
+        return "smollm"
     if len(parts) == 2 and parts[0].get("type") == "Split" and parts[1] == {**parts[1], "type": "ByteLevel", "use_regex": False}:
         return REGEX.get(parts[0].get("pattern", {}).get("Regex"))
     return None

@@ -169,6 +169,11 @@ def train_student(
         if recipe.export_merged:
             exports["merged_16bit"] = export_merged(model, tokenizer, merged_dir, recipe)
         exports["gguf"] = export_gguf(stage_dir / "export" / "gguf", recipe, merged_dir, adapter_dir, source)
+        for (
+            entry
+        ) in exports.values():  # relative: the stage folder is built under a temporary name, then renamed
+            if "path" in entry:
+                entry["path"] = str(Path(entry["path"]).relative_to(stage_dir))
 
     summary = _summarize(
         params, recipe, source, model, trainer, log, enc_train, enc_val, train_rows, val_rows,
