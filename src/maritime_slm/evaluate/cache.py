@@ -43,14 +43,25 @@ def prediction_key(
     )
 
 
+def _add_file(digest, path: Path) -> None:
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+
+
 def folder_hash(folder: Path, skip: tuple[str, ...] = ("README.md",)) -> str:
     """A hash of every file in a folder (names and bytes), e.g. a LoRA adapter: a retrained adapter is a new model."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name not in skip):
         digest.update(str(path.relative_to(folder)).encode())
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        _add_file(digest, path)
+    return digest.hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    """A hash of one file's bytes, e.g. an exported GGUF."""
+    digest = hashlib.sha256()
+    _add_file(digest, path)
     return digest.hexdigest()[:16]
 
 

@@ -189,8 +189,8 @@ def evaluate_run(
     kappa = kappa_table(df, models) if grades is not None else pl.DataFrame()
     speed = speed_table(df, models, concurrency)
     if reference:
-        ref_df = score_predictions(reference, by_id, facts, contexts, None)
-        speed = pl.concat([speed, speed_table(ref_df, [reference[0].model], {})], how="diagonal_relaxed")
+        timed = pl.DataFrame([p.as_dict() for p in reference])  # timing columns only: no second scoring
+        speed = pl.concat([speed, speed_table(timed, [reference[0].model], {})], how="diagonal_relaxed")
         runtimes[reference[0].model] = f"hf (batch {ev.batch_size}), the reference"
     if len(speed):
         speed = speed.with_columns(

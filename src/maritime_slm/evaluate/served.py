@@ -10,7 +10,6 @@ quantization, and counts the items whose final answer is the same.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from maritime_slm.config import ModelEndpoint, Params
-from maritime_slm.evaluate.cache import PredictionCache
+from maritime_slm.evaluate.cache import PredictionCache, file_hash
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.evaluate.predict import (
     LLMContext,
@@ -42,19 +41,11 @@ def gguf_path(finetune_dir: Path, role: str, quant: str) -> Path:
     return Path(finetune_dir) / "export" / "gguf" / f"{GGUF_NAMES[role]}.{quant.upper()}.gguf"
 
 
-def file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def served_endpoint(name: str, gguf: Path, params: Params) -> tuple[ModelEndpoint, dict[str, Any]]:
     """The endpoint of a student GGUF on a local server started on demand, and the identity of its answers.
 
     The served model name carries the GGUF's hash, so neither cache can hand a retrained student stale answers."""
-    sha = file_sha(gguf)
+    sha = file_hash(gguf)
     endpoint = ModelEndpoint(
         name=name,
         model=f"{name}-{sha}",
