@@ -31,6 +31,9 @@ def test_parse_final_answer():
     assert parse_final_answer("final answer - 367000001 and 367000002") == "367000001 and 367000002"
     assert parse_final_answer("Final answer: 3\nFinal answer: 4") == "4"
     assert parse_final_answer("no marker here") is None
+    # a looping model may put only separators after the marker; that is no answer, not a crash
+    assert parse_final_answer("Final answer: \x1c") is None
+    assert parse_final_answer("Final answer: \u2028\u2028") is None
 
 
 def test_export_round_trip(tmp_path):

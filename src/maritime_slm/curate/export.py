@@ -62,7 +62,8 @@ def parse_final_answer(reply: str) -> str | None:
     matches = list(_FINAL_RE.finditer(reply or ""))
     if not matches:
         return None
-    return matches[-1].group(1).strip().splitlines()[0].strip() or None
+    lines = matches[-1].group(1).strip().splitlines()
+    return (lines[0].strip() or None) if lines else None
 
 
 def record(p: QAPair, context_text: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from maritime_slm.evaluate.predict import (
     teacher_predictions,
 )
 from maritime_slm.evaluate.score import score_predictions
+from maritime_slm.llm.client import LLAMA_CPP_SAMPLING
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def served_endpoint(name: str, gguf: Path, params: Params) -> tuple[ModelEndpoin
         timeout_s=120,
         max_retries=2,
     )
-    identity = {"kind": "served_student", "runtime": "llama.cpp", "gguf_sha256": sha, "decoding": "greedy"}
+    identity = {"kind": "served_student", "runtime": "llama.cpp", "gguf_sha256": sha, "decoding": "greedy",
+                "sampling": LLAMA_CPP_SAMPLING}  # fmt: skip
     return endpoint, identity
 
 
