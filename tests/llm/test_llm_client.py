@@ -63,7 +63,9 @@ def test_the_local_server_is_asked_without_a_repeat_penalty_and_an_api_is_sent_n
     """llama-cpp-python's server penalises repeats (1.1) unless told; the OpenAI API knows no such field. A model
     that reads values out of its prompt must be free to copy them, as the Hugging Face reference is."""
     server = scripted()
-    local = make_endpoint(server, name="student", model="student-x", local=True, price_in_per_m=0, price_out_per_m=0)
+    local = make_endpoint(
+        server, name="student", model="student-x", local=True, price_in_per_m=0, price_out_per_m=0
+    )
     run_batch(local, [ask("local")], backoff=FAST, progress=False)
     run_batch(make_endpoint(server), [ask("api")], backoff=FAST, progress=False)
     (sent_local,) = server.bodies("local")
