@@ -76,7 +76,7 @@ def _server_peak_rss_mib() -> float | None:
 async def _ask_all(base_url: str, model: str, items, max_tokens: int, concurrency: int):
     from openai import AsyncOpenAI
 
-    from maritime_slm.llm.client import LLAMA_CPP_SAMPLING
+    from maritime_slm.evaluate.served import STUDENT_REPEAT_PENALTY
 
     client = AsyncOpenAI(base_url=base_url, api_key="no-key-required", max_retries=0, timeout=600)
     gate = asyncio.Semaphore(concurrency)
@@ -86,7 +86,7 @@ async def _ask_all(base_url: str, model: str, items, max_tokens: int, concurrenc
         async with gate:
             t0 = time.perf_counter()
             r = await client.chat.completions.create(model=model, messages=it.messages, max_tokens=max_tokens,
-                                                     temperature=0.0, extra_body=LLAMA_CPP_SAMPLING)  # fmt: skip
+                                                     temperature=0.0, extra_body={"repeat_penalty": STUDENT_REPEAT_PENALTY})  # fmt: skip
             results[it.id] = (
                 r.choices[0].message.content or "",
                 r.usage.completion_tokens,

@@ -134,6 +134,12 @@ class ModelEndpoint(Section):
     response_format: Literal["json_schema", "json_object_schema", "text"] = "json_schema"
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     temperature: float | None = 0.7
+    repeat_penalty: float | None = Field(
+        None,
+        gt=0,
+        description="local llama.cpp server only: its repeat penalty (None = the server's default, 1.1, which keeps a "
+        "small instruct model from looping; 1.0 = none, as the OpenAI API, for a model that copies values from its prompt)",
+    )
     max_tokens: int = Field(512, gt=0)
     price_in_per_m: float = Field(0.0, ge=0, description="USD per 1M input tokens")
     price_out_per_m: float = Field(0.0, ge=0, description="USD per 1M output tokens")

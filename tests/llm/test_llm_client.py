@@ -59,16 +59,15 @@ def test_reasoning_model_detection(model, effort, reasoning):
     assert is_reasoning_model(endpoint) is reasoning
 
 
-def test_the_local_server_is_asked_without_a_repeat_penalty_and_an_api_is_sent_no_extra_field(scripted):
-    """llama-cpp-python's server penalises repeats (1.1) unless told; the OpenAI API knows no such field. A model
-    that reads values out of its prompt must be free to copy them, as the Hugging Face reference is."""
+def test_a_local_endpoint_s_repeat_penalty_reaches_the_server_and_an_api_is_sent_no_such_field(scripted):
+    """llama-cpp-python's server penalises repeats (1.1) unless told; the OpenAI API knows no such field. The served
+    student reads values out of its prompt and must be free to copy them, as the Hugging Face reference is."""
     server = scripted()
-    local = make_endpoint(
-        server, name="student", model="student-x", local=True, price_in_per_m=0, price_out_per_m=0
-    )
+    local = make_endpoint(server, name="student", model="student-x", local=True, repeat_penalty=1.0)
+    default = make_endpoint(server, name="teacher", model="teacher-x", local=True)
     run_batch(local, [ask("local")], backoff=FAST, progress=False)
-    run_batch(make_endpoint(server), [ask("api")], backoff=FAST, progress=False)
-    (sent_local,) = server.bodies("local")
-    (sent_api,) = server.bodies("api")
-    assert sent_local["repeat_penalty"] == 1.0
-    assert "repeat_penalty" not in sent_api
+    run_batch(default, [ask("default")], backoff=FAST, progress=False)
+    run_batch(make_endpoint(server, repeat_penalty=1.0), [ask("api")], backoff=FAST, progress=False)
+    assert server.bodies("local")[0]["repeat_penalty"] == 1.0
+    assert "repeat_penalty" not in server.bodies("default")[0]
+    assert "repeat_penalty" not in server.bodies("api")[0]

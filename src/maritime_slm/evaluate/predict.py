@@ -42,7 +42,7 @@ from maritime_slm.evaluate.cache import PredictionCache, folder_hash, prediction
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
 from maritime_slm.llm import Budget, Ledger, LLMClient, LLMRequest, LLMResult, RequestCache, run_sync, serving
-from maritime_slm.llm.client import LLAMA_CPP_SAMPLING, is_reasoning_model
+from maritime_slm.llm.client import is_reasoning_model
 from maritime_slm.llm.failures import FailureWatch
 
 logger = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def llm_identity(endpoint: ModelEndpoint, temperature: float | None) -> dict[str
         "name": endpoint.name,
         "model": endpoint.model,
         "gguf": endpoint.local_gguf if endpoint.local else None,
-        "sampling": LLAMA_CPP_SAMPLING if endpoint.local else None,
+        "repeat_penalty": endpoint.repeat_penalty if endpoint.local else None,
         "response_format": endpoint.response_format,
         "temperature": None if is_reasoning_model(endpoint) else temperature,
         "reasoning_effort": endpoint.reasoning_effort,

@@ -29,7 +29,6 @@ from maritime_slm.evaluate.predict import (
     teacher_predictions,
 )
 from maritime_slm.evaluate.score import score_predictions
-from maritime_slm.llm.client import LLAMA_CPP_SAMPLING
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,11 @@ GGUF_NAMES = {"student_tuned": "student", "student_base": "base"}
 def gguf_path(finetune_dir: Path, role: str, quant: str) -> Path:
     """Where 04_finetune wrote the GGUF of the tuned (`student.*`) or base (`base.*`) student."""
     return Path(finetune_dir) / "export" / "gguf" / f"{GGUF_NAMES[role]}.{quant.upper()}.gguf"
+
+
+STUDENT_REPEAT_PENALTY = 1.0
+"""No repeat penalty (llama.cpp's server default is 1.1 over the last 64 tokens, prompt included): the student copies
+values out of its snapshot, and its greedy answers must match the Hugging Face reference, which applies none."""
 
 
 def served_endpoint(name: str, gguf: Path, params: Params) -> tuple[ModelEndpoint, dict[str, Any]]:
@@ -54,13 +58,14 @@ def served_endpoint(name: str, gguf: Path, params: Params) -> tuple[ModelEndpoin
         local_gguf=str(gguf),
         response_format="text",
         temperature=0.0,
+        repeat_penalty=STUDENT_REPEAT_PENALTY,
         max_tokens=params.evaluate.max_new_tokens,
         concurrency=1,
         timeout_s=120,
         max_retries=2,
     )
     identity = {"kind": "served_student", "runtime": "llama.cpp", "gguf_sha256": sha, "decoding": "greedy",
-                "sampling": LLAMA_CPP_SAMPLING}  # fmt: skip
+                "repeat_penalty": STUDENT_REPEAT_PENALTY}  # fmt: skip
     return endpoint, identity
 
 

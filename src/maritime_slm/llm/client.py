@@ -40,10 +40,6 @@ from .secrets import Redactor, api_key_for
 
 T = TypeVar("T")
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
-# llama-cpp-python's server penalises repeated tokens by default (repeat_penalty 1.1 over the last 64 tokens, prompt
-# included); the OpenAI API applies no penalty unless asked. Sent to the local server so that a model reading values
-# out of its prompt may copy them, and its greedy answers match the Hugging Face reference.
-LLAMA_CPP_SAMPLING = {"repeat_penalty": 1.0}
 
 
 def is_reasoning_model(endpoint: ModelEndpoint) -> bool:
@@ -147,8 +143,8 @@ class LLMClient:
                 body["temperature"] = temperature
         if request.seed is not None:
             body["seed"] = request.seed
-        if endpoint.local:
-            body["extra_body"] = LLAMA_CPP_SAMPLING
+        if endpoint.local and endpoint.repeat_penalty is not None:
+            body["extra_body"] = {"repeat_penalty": endpoint.repeat_penalty}
         fmt = response_format(endpoint.response_format, request.output)
         if fmt is not None:
             body["response_format"] = fmt
