@@ -12,7 +12,7 @@ STAGES ?=
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter
 export IPYTHONDIR := $(CURDIR)/.ipython
 
-.PHONY: setup converters reproduce run smoke test lint lab bench clean-venv
+.PHONY: setup converters reproduce run smoke test test-all lint lab bench clean-venv
 
 setup: $(VENV)/.installed converters
 
@@ -42,7 +42,11 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
+# The fast lane while working (no model, llama.cpp server, training or notebook run: under 2 min); CI runs test-all.
 test: setup lint
+	$(VENV)/bin/pytest -m "not slow"
+
+test-all: setup lint
 	$(VENV)/bin/pytest
 
 lab: setup

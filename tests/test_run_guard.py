@@ -63,6 +63,7 @@ def test_escape_attempt_is_one_line_on_the_command_line(tmp_path, python, cli_en
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_second_run_on_a_busy_folder_is_refused_and_the_lock_dies_with_its_holder(tmp_path, python, cli_env):
     out = tmp_path / "out"
     first = _start(python, cli_env, out, _notebooks(tmp_path / "slow", SLOW))
@@ -80,6 +81,7 @@ def test_second_run_on_a_busy_folder_is_refused_and_the_lock_dies_with_its_holde
     assert not (out / "t" / ".lock").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_the_kernel_and_mark_the_stage(tmp_path, python, cli_env, signum, code):
     out = tmp_path / "out"
@@ -107,6 +109,7 @@ def test_ctrl_c_and_sigterm_stop_the_kernel_and_mark_the_stage(tmp_path, python,
     assert not list((out / "t").glob(".generate.*"))
 
 
+@pytest.mark.slow
 def test_a_failed_commit_marks_the_stage_failed(tmp_path, monkeypatch):
     def broken(tmp, final):
         raise OSError(28, "No space left on device")
@@ -119,6 +122,7 @@ def test_a_failed_commit_marks_the_stage_failed(tmp_path, monkeypatch):
     assert not list((tmp_path / "out" / "t").glob(".generate.*"))
 
 
+@pytest.mark.slow
 def test_other_params_than_the_finished_stages_are_refused_then_forced(tmp_path):
     out, nb = tmp_path / "out", _notebooks(tmp_path / "nb")
     run("smoke", "02", "t", outputs_dir=out, notebooks_dir=nb)

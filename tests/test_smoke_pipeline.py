@@ -7,8 +7,6 @@ import pytest
 from testkit import ROOT
 
 FAKE_KEY = "test-key-" + "Zq7" * 12
-# Stages whose notebooks do real work; the others record `implemented: false` until their issue lands.
-IMPLEMENTED = {"ingest", "generate", "curate", "finetune", "evaluate", "cost"}
 
 
 @pytest.mark.slow
@@ -25,9 +23,7 @@ def test_smoke_run_all_stages(tmp_path, python, cli_env):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     stages = ["ingest", "generate", "curate", "finetune", "evaluate", "cost"]
     assert list(manifest["stages"]) == stages
-    assert {s: manifest["stages"][s]["status"] for s in stages} == {
-        s: "done" if s in IMPLEMENTED else "placeholder" for s in stages
-    }
+    assert {s: manifest["stages"][s]["status"] for s in stages} == dict.fromkeys(stages, "done")
     for stem in ["01_ingest", "02_generate", "03_curate", "04_finetune", "05_evaluate", "06_cost_analysis"]:
         executed = json.loads((run_dir / "notebooks" / f"{stem}.ipynb").read_text())
         assert executed["metadata"]["papermill"]["exception"] is None

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from curate_testdata import pair
 
-from maritime_slm.curate.analyze import error_rates, teacher_summary, wilson_ci
+from maritime_slm.curate.analyze import error_rates, teacher_summary
 from maritime_slm.generate.records import Verification
-
-
-def test_wilson_matches_textbook_values():
-    low, high = wilson_ci(8, 20)
-    assert (low, high) == (pytest.approx(0.2188, abs=1e-4), pytest.approx(0.6134, abs=1e-4))
-    # Wilson, not the normal approximation: the interval stays inside [0, 1] and is not degenerate at 0
-    low, high = wilson_ci(0, 10)
-    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
-    assert all(math.isnan(x) for x in wilson_ci(0, 0))
+from maritime_slm.stats import wilson_ci
 
 
 def _verified(teacher, category_key, status, error_type=None, i=0):

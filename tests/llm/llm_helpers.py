@@ -37,4 +37,5 @@ def make_endpoint(server: ScriptedServer, **overrides: Any) -> ModelEndpoint:
 
 def ask(prompt: str, **kwargs: Any) -> LLMRequest:
     kwargs.setdefault("tag", "qa")
-    return LLMRequest.chat(prompt, output=Echo, **kwargs)
+    kwargs.setdefault("output", Echo)
+    return LLMRequest.chat(prompt, **kwargs)

@@ -1,4 +1,8 @@
-"""Client-side RPM/TPM limits and the concurrency cap."""
+"""Client-side RPM/TPM limits and the concurrency cap.
+
+Wall-clock bounds must hold on a loaded machine: a limiter can only make a run slower, so lower bounds are exact,
+and upper bounds leave seconds of slack but still catch a limiter that waits for far more than it needs.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,9 @@ def test_rpm_limit_spaces_requests(scripted):
     batch = run_batch(endpoint, [ask(f"q{i}") for i in range(11)], backoff=FAST, progress=False)
     elapsed = time.monotonic() - started
     assert batch.n_ok == 11
-    arrivals = sorted(s.arrived for s in server.seen)
-    assert arrivals[-1] - arrivals[0] >= 0.85  # 10 gaps of 0.1 s (less connection-setup jitter)
-    assert elapsed < 3
+    # the limiter is made after `started` and lets 1 + 10 requests through by 1.0 s after it
+    assert max(s.arrived for s in server.seen) - started >= 0.999
+    assert elapsed < 5  # a limit misread as 1 request/s would take 10 s
 
 
 def test_concurrency_caps_requests_in_flight(scripted):
@@ -39,18 +43,19 @@ def test_concurrency_caps_requests_in_flight(scripted):
 
 
 def test_token_bucket_waits_for_tokens_and_allows_debt():
-    async def scenario() -> tuple[float, float]:
+    async def scenario() -> tuple[list[float], float, float]:
         bucket = TokenBucket(rate_per_s=100, capacity=20)
         started = time.monotonic()
-        await bucket.take(20)  # a full bucket: no wait
-        await bucket.take(60)  # bigger than the bucket: waits for a full one (0.2 s), then runs 40 into debt
+        waits = [await bucket.take(20)]  # a full bucket: no wait
+        waits.append(await bucket.take(60))  # over capacity: waits for a full bucket (0.2 s), 40 into debt
         mid = time.monotonic() - started
-        await bucket.take(10)  # waits out the debt and its own 10 (0.5 s)
-        return mid, time.monotonic() - started
+        waits.append(await bucket.take(10))  # waits out the debt and its own 10 (0.5 s)
+        return waits, mid, time.monotonic() - started
 
-    mid, end = asyncio.run(scenario())
-    assert 0.18 <= mid < 0.4
-    assert 0.68 <= end < 1.0
+    waits, mid, end = asyncio.run(scenario())
+    assert 0.199 <= mid < 1.2 and 0.699 <= end < 2.0
+    # the planned waits, free of scheduling noise: never more than the bucket needs (0.6 s for all 60 would be)
+    assert waits[0] == 0.0 and waits[1] <= 0.2 + 1e-6 and waits[2] <= 0.5 + 1e-6
     limiter = RateLimiter(rpm=120, tpm=6000)
     assert limiter.tokens is not None and limiter.tokens.capacity == 100
     assert limiter.requests is not None and limiter.requests.rate_per_s == 2

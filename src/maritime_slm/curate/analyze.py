@@ -8,8 +8,7 @@ Definitions used everywhere downstream (tables, dataset card, notebook):
   pipeline fault, not the teacher's) are left out of every denominator and counted apart.
 - *entity hallucination rate*: pairs naming an MMSI that is not in the context (`hallucinated_entity`).
 - After ARF: a pair counts as correct if it was correct, or if its revision re-verified correct.
-Intervals are Wilson score intervals (`statsmodels` `proportion_confint(method="wilson")`; its default, "normal",
-misbehaves at rates near 0 and 1, which is exactly where the rules teacher and a weak LLM teacher sit).
+Intervals are Wilson score intervals (`maritime_slm.stats.wilson_ci`, the one evaluate uses too).
 """
 
 from __future__ import annotations
@@ -19,21 +18,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import polars as pl
-from statsmodels.stats.proportion import proportion_confint
 
 from maritime_slm.curate.verify import ERROR_TYPES
 from maritime_slm.generate.records import QAPair
+from maritime_slm.stats import wilson_ci
 
 ALL = "all"
 EXCLUDED = {"missing_context"}
-
-
-def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials; (nan, nan) when n is 0."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
-    return float(low), float(high)
 
 
 def rate_row(k: int, n: int) -> dict[str, float | int]:

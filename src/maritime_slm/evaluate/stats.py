@@ -1,6 +1,6 @@
 """The statistics of the evaluation, as thin, tested wrappers over statsmodels and scipy.
 
-- `wilson_ci`: a 95 % Wilson score interval for an accuracy (statsmodels' default method is "normal": never used).
+- `wilson_ci` (from `maritime_slm.stats`, shared with curate): a 95 % Wilson score interval for an accuracy.
 - `mcnemar_exact`: the exact (binomial) McNemar test of two models scored on the *same* items.
 - `cohens_kappa_ci`: Cohen's kappa of two binary raters (the LLM judge vs grounded scoring) with its asymptotic CI.
 - `correlations`: point-biserial and Spearman correlation of a surface score (BLEU, ROUGE-L) with 0/1 correctness.
@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from maritime_slm.stats import wilson_ci
+
 ALPHA = 0.05
 
 
@@ -23,21 +25,6 @@ class _Result:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def wilson_ci(count: int, nobs: int, alpha: float = ALPHA) -> tuple[float, float]:
-    """Wilson score interval of count/nobs; (nan, nan) for nobs == 0."""
-    if nobs <= 0:
-        return (math.nan, math.nan)
-    if not 0 <= count <= nobs:
-        raise ValueError(f"count {count} is not between 0 and nobs {nobs}")
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(count, nobs, alpha=alpha, method="wilson")
-    p = (
-        count / nobs
-    )  # the interval contains p; statsmodels' float rounding can put 12/12's upper end at 1 - 1e-16
-    return min(float(low), p), max(float(high), p)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from maritime_slm.ais.simulate import load_ports
 from maritime_slm.config import ContextParams, FactsParams
 from maritime_slm.facts.geo import haversine_nm
 from maritime_slm.facts.vessels import status_label, type_group, type_group_expr
@@ -57,12 +57,6 @@ def time_of_day_expr(ts: pl.Expr, lon: pl.Expr) -> pl.Expr:
         .then(pl.lit("afternoon"))
         .otherwise(pl.lit("evening"))
     )
-
-
-def load_ports() -> pl.DataFrame:
-    """Real U.S. port positions (package data shared with the simulator)."""
-    with resources.as_file(resources.files("maritime_slm.ais") / "ports.csv") as path:
-        return pl.read_csv(path)
 
 
 def with_cell_keys(points: pl.LazyFrame, params: ContextParams) -> pl.LazyFrame:

@@ -1,7 +1,8 @@
 """Response formats on the wire and turning a reply into a validated value (or a named reason it is unusable).
 
 Three modes, one per kind of server:
-- `json_schema`: OpenAI strict structured outputs (`{"type": "json_schema", "json_schema": {..., "strict": true}}`).
+- `json_schema`: OpenAI strict structured outputs (`{"type": "json_schema", "json_schema": {..., "strict": true}}`),
+  with a portable schema: constraints strict mode may refuse are left out on the wire and checked here instead.
 - `json_object_schema`: llama.cpp's grammar-constrained JSON (`{"type": "json_object", "schema": {...}}`); the
   llama.cpp server answers `json_schema` with HTTP 500.
 - `text`: nothing on the wire; the reply is parsed here (JSON found in the text) or by the caller's parser.
@@ -24,17 +25,60 @@ ResponseMode = Literal["json_schema", "json_object_schema", "text"]
 # strict=False: raw newlines/tabs inside strings (small local models emit them) are harmless, not invalid.
 _DECODER = json.JSONDecoder(strict=False)
 
+UNPORTABLE_CONSTRAINTS = frozenset(
+    {
+        "minLength",
+        "maxLength",
+        "minProperties",
+        "maxProperties",
+        "propertyNames",
+        "uniqueItems",
+        "contains",
+        "minContains",
+        "maxContains",
+    }
+)
+"""Value constraints OpenAI's strict mode refuses or leaves undocumented (its Structured Outputs guide lists only
+pattern and format for strings; see `emulator.UNSUPPORTED_SCHEMA_KEYWORDS`). Leaving one out only widens what the
+model may emit, and the reply's pydantic validation still enforces it (a violation is re-asked)."""
+PORTABLE_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SUBSCHEMAS = ("items", "additionalProperties", "not", "anyOf", "oneOf", "allOf", "prefixItems")
+
 
 def response_format(mode: ResponseMode, output: type[BaseModel] | None) -> dict[str, Any] | None:
     """The `response_format` body field, or None to send none. Both JSON modes use OpenAI's strict form of the
-    schema (every field required, no extra keys): a tighter grammar for llama.cpp as well."""
+    schema (every field required, no extra keys): a tighter grammar for llama.cpp as well, which keeps every
+    constraint; OpenAI gets the `portable_schema`."""
     if mode == "text" or output is None:
         return None
     schema = to_strict_json_schema(output)
     if mode == "json_schema":
         name = re.sub(r"[^a-zA-Z0-9_-]", "_", output.__name__)[:64]
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+        wire = portable_schema(schema)
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": wire, "strict": True}}
     return {"type": "json_object", "schema": schema}
+
+
+def portable_schema(schema: Any) -> Any:
+    """The schema without `UNPORTABLE_CONSTRAINTS` and string formats outside `PORTABLE_FORMATS`, at any depth
+    (property names are names, not keywords: a field called `format` stays)."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in UNPORTABLE_CONSTRAINTS or (key == "format" and value not in PORTABLE_FORMATS):
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            value = {name: portable_schema(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMAS:
+            value = (
+                [portable_schema(sub) for sub in value] if isinstance(value, list) else portable_schema(value)
+            )
+        out[key] = value
+    return out
 
 
 def extract_json(text: str) -> Any:

@@ -3,6 +3,9 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the real `openai` client, runs its own
 asyncio loop in a daemon thread, and answers each request by a per-prompt script (the prompt is the first user
 message): the n-th request for a prompt gets the n-th scripted behaviour, later ones the default reply.
+
+It accepts any body unless `strict`: then it refuses what the real OpenAI API refuses and bills usage as the API
+does (`emulator`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .emulator import PromptCache, bill, check_request
 from .server import free_port
 
 
 @dataclass(frozen=True)
 class Reply:
     """A completion. Usage defaults to ~4 characters per token; `cached_tokens` and `reasoning_tokens` fill
-    OpenAI's usage details, `model` and `system_fingerprint` say what the server ran (default: the model asked)."""
+    OpenAI's usage details, `model` and `system_fingerprint` say what the server ran (default: the model asked).
+    On a strict server, unset counts are emulated and `reasoning_tokens` is how long the model would think, which
+    the request's token limit may cut."""
 
     content: str | None
     finish_reason: str = "stop"
@@ -92,20 +98,26 @@ def prompt_of(body: Mapping[str, Any]) -> str:
 
 @dataclass
 class Seen:
-    """One request the server received; `answered` is when its response was written (None: never)."""
+    """One request the server received; `answered` is when its response was written (None: never); `error` is
+    why a strict server refused it (its behaviour is then "Rejected")."""
 
     prompt: str
     body: dict[str, Any]
     arrived: float
     behaviour: str
     answered: float | None = None
+    error: str | None = None
 
 
 @dataclass
 class ScriptedServer:
+    """`strict`: refuse (HTTP 400) what the real OpenAI API refuses, before any script step is used, and bill as
+    it bills (`emulator`)."""
+
     script: Mapping[str, Sequence[Behaviour]] = field(default_factory=dict)
     default: Callable[[Mapping[str, Any]], Behaviour] = echo_reply
     latency_s: float = 0.0
+    strict: bool = False
     host: str = "127.0.0.1"
     port: int = 0
     seen: list[Seen] = field(default_factory=list, init=False)
@@ -118,6 +130,7 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._prompt_cache = PromptCache() if self.strict else None
 
     @property
     def base_url(self) -> str:
@@ -135,6 +148,11 @@ class ScriptedServer:
     def bodies(self, prompt: str) -> list[dict[str, Any]]:
         with self._lock:
             return [s.body for s in self.seen if s.prompt == prompt]
+
+    def rejected(self) -> list[Seen]:
+        """The requests a strict server refused."""
+        with self._lock:
+            return [s for s in self.seen if s.error is not None]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> ScriptedServer:
@@ -221,6 +239,14 @@ class ScriptedServer:
             return True
         body = json.loads(raw or b"{}")
         prompt = prompt_of(body)
+        refusal = check_request(body) if self.strict else None
+        if refusal is not None:
+            with self._lock:
+                seen = Seen(prompt, body, time.monotonic(), "Rejected", error=refusal.message)
+                self.seen.append(seen)
+            await _write(writer, refusal.status, refusal.body())
+            seen.answered = time.monotonic()
+            return True
         with self._lock:
             n = self._counts[prompt]
             self._counts[prompt] += 1
@@ -245,18 +271,50 @@ class ScriptedServer:
                     {} if behaviour.retry_after_s is None else {"retry-after": f"{behaviour.retry_after_s:g}"}
                 )
                 code = behaviour.code or str(behaviour.status)
-                error = {"error": {"message": message, "type": behaviour.code or "scripted", "code": code}}
+                kind = behaviour.code or "scripted"
+                error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
                 await _write(writer, behaviour.status, error, extra)
             case Reply():
                 await asyncio.sleep(behaviour.delay_s)
-                await _write(writer, 200, _completion(body, behaviour))
+                await _write(writer, 200, _completion(body, behaviour, self._prompt_cache))
             case Raw():
                 await _write(writer, 200, behaviour.body, {"Content-Type": behaviour.content_type})
         seen.answered = time.monotonic()
         return True
 
 
-def _completion(body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
+def _completion(body: Mapping[str, Any], reply: Reply, prompt_cache: PromptCache | None) -> dict[str, Any]:
+    """The reply's chat completion; with a prompt cache (a strict server), content and usage as the API bills."""
+    content, finish_reason = reply.content, reply.finish_reason
+    if prompt_cache is not None:
+        billed = bill(
+            body, content, finish_reason, prompt_cache, prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens, cached_tokens=reply.cached_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+        )  # fmt: skip
+        content, finish_reason, usage = billed.content, billed.finish_reason, billed.usage
+    else:
+        usage = _scripted_usage(body, reply)
+    completion: dict[str, Any] = {
+        "id": f"chatcmpl-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model or body.get("model", "scripted"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": reply.refusal},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+    if reply.system_fingerprint is not None:
+        completion["system_fingerprint"] = reply.system_fingerprint
+    return completion
+
+
+def _scripted_usage(body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
     prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
     prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else prompt_chars // 4 + 1
     completion_tokens = (
@@ -271,23 +329,7 @@ def _completion(body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
         usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     if reply.reasoning_tokens is not None:
         usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
-    completion: dict[str, Any] = {
-        "id": f"chatcmpl-{time.monotonic_ns()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": reply.model or body.get("model", "scripted"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.content, "refusal": reply.refusal},
-                "finish_reason": reply.finish_reason,
-            }
-        ],
-        "usage": usage,
-    }
-    if reply.system_fingerprint is not None:
-        completion["system_fingerprint"] = reply.system_fingerprint
-    return completion
+    return usage
 
 
 async def _write(
@@ -307,8 +349,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--strict", action="store_true", help="refuse and bill as the OpenAI API does")
     args = parser.parse_args()
-    with ScriptedServer(latency_s=args.latency, port=args.port) as server:
+    with ScriptedServer(latency_s=args.latency, port=args.port, strict=args.strict) as server:
         print(f"serving on {server.base_url} (Ctrl-C to stop)", flush=True)
         try:
             while True:
