@@ -47,7 +47,7 @@ def test_students_answer_through_llama_cpp_with_the_hf_reference_beside(tmp_path
         assert row["n_items"] == 4 and row["same_final_answer"] + row["flipped"] == 4
         assert 0 <= row["agreement"] <= 1
     speed = {r["model"]: r for r in res["speed"].iter_rows(named=True)}
-    assert speed["student-tuned-hf"]["runtime"].startswith("hf (batch")
+    assert speed["student-tuned-hf"]["runtime"].startswith("hf float32 (batch")
     assert speed["student-tuned"]["runtime"] == served_as
     assert speed["student-tuned"]["queries_per_s"] > 0
     assert (tmp_path / "s1" / "served_agreement.md").is_file()

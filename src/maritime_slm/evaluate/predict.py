@@ -103,7 +103,7 @@ def _to_cache(p: Prediction) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ students
-def student_identity(params: Params, adapter_dir: Path | None) -> dict[str, Any]:
+def student_identity(params: Params, adapter_dir: Path | None, upcast: bool = False) -> dict[str, Any]:
     """What determines a student's answers: base weights, adapter bytes, backend and precision, the prompt format."""
     from maritime_slm.train.backend import derive_recipe
     from maritime_slm.train.model import student_source
@@ -116,7 +116,7 @@ def student_identity(params: Params, adapter_dir: Path | None) -> dict[str, Any]
         "backend": recipe.backend,
         "device": recipe.device,
         "load_in_4bit": recipe.load_in_4bit,
-        "dtype": recipe.dtype,
+        "dtype": "float32 (upcast)" if upcast else recipe.dtype,
         "rope_scaling": params.train.rope_scaling,
         "decoding": "greedy",
     }
@@ -148,10 +148,14 @@ def student_predictions(
     role: str,
     loader: Loader | None = None,
     progress: bool = True,
+    upcast: bool = False,
 ) -> list[Prediction]:
-    """Greedy answers of the base (`adapter_dir=None`) or tuned student, from the cache where present."""
+    """Greedy answers of the base (`adapter_dir=None`) or tuned student, from the cache where present.
+
+    `upcast` computes in float32 (the trained weights upcast exactly): the reference a served export is checked
+    against, without the rounding of bf16 activations."""
     ev = params.evaluate
-    identity = student_identity(params, adapter_dir)
+    identity = student_identity(params, adapter_dir, upcast)
     keys = {it.id: prediction_key(identity, it.id, it.prompt_hash, ev.max_new_tokens) for it in items}
     out: dict[str, Prediction] = {}
     for it in items:
@@ -163,6 +167,8 @@ def student_predictions(
 
         logger.info("%s: %d of %d answers to generate", name, len(missing), len(items))
         model, tokenizer = (loader or _default_loader)(adapter_dir, params)
+        if upcast:
+            model = model.float()
         try:
             n_in = {it.id: _prompt_tokens(tokenizer, it.messages) for it in missing}
             ordered = sorted(missing, key=lambda it: -n_in[it.id])

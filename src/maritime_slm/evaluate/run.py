@@ -191,7 +191,7 @@ def evaluate_run(
     if reference:
         timed = pl.DataFrame([p.as_dict() for p in reference])  # timing columns only: no second scoring
         speed = pl.concat([speed, speed_table(timed, [reference[0].model], {})], how="diagonal_relaxed")
-        runtimes[reference[0].model] = f"hf (batch {ev.batch_size}), the reference"
+        runtimes[reference[0].model] = f"hf float32 (batch {ev.batch_size}), the reference"
     if len(speed):
         speed = speed.with_columns(
             pl.col("model").replace_strict(runtimes, default=None, return_dtype=pl.String).alias("runtime")

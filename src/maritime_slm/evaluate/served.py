@@ -122,11 +122,11 @@ class Students:
     progress: bool = True
 
     def _hf(
-        self, items: Sequence[EvalItem], name: str, role: str, adapter_dir: Path | None
+        self, items: Sequence[EvalItem], name: str, role: str, adapter_dir: Path | None, upcast: bool = False
     ) -> list[Prediction]:
         return student_predictions(
             items, self.params, self.cache, adapter_dir=adapter_dir, name=name, role=role, loader=self.loader,
-            progress=self.progress,
+            progress=self.progress, upcast=upcast,
         )  # fmt: skip
 
     def answers(
@@ -159,12 +159,16 @@ class Students:
         facts: Mapping[str, list[dict[str, Any]]],
         contexts: Mapping[str, Mapping[str, Any]],
     ) -> tuple[list[Prediction], pl.DataFrame]:
-        """The tuned student on `items` through Hugging Face generate (the reference) and through every exported
-        quantization; returns the reference predictions and a row per quantization (same final answer,
-        accuracies)."""
+        """The tuned student on `items` through Hugging Face generate in float32 (the reference) and through every
+        exported quantization; returns the reference predictions and a row per quantization (same final answer,
+        accuracies).
+
+        float32, not the training dtype: llama.cpp computes in float32 over 16-bit weights, while a bf16 forward
+        rounds every activation; measured on the default run, bf16 HF and float32 HF already differ on 2 of 32 final
+        answers, float32 HF and the served F16 on none (identical replies)."""
         role, name = served[0].role, served[0].model
         ids = {it.id for it in items}
-        reference = self._hf(items, f"{name}-hf", role, adapter_dir)
+        reference = self._hf(items, f"{name}-hf", role, adapter_dir, upcast=True)
         by_quant = {self.params.evaluate.student_quant: [p for p in served if p.item_id in ids]}
         for quant in QUANTS:
             gguf = gguf_path(self.finetune_dir, role, quant)
