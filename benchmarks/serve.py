@@ -7,7 +7,9 @@ Rows: HF generate (the evaluate stage's backend, batch `--batch`), then each GGU
 `maritime_slm.llm.local_server` at each `--concurrency` (requests in flight, async `openai` client; items grouped
 by snapshot, as the evaluate stage asks them). Columns: queries/s (answers / wall time of the whole set), output
 tokens/s, p50/p95 latency of one answer (a batched answer waits for its batch), peak RSS of the process that holds
-the model, and the share of items whose final answer equals HF's. Nothing is cached: every answer is generated.
+the model, and the share of items whose final answer equals the reference's: HF generate on the same weights upcast
+to float32 (llama.cpp computes in float32; the timed HF row runs in the training dtype, the faster one here). Nothing
+is cached: every answer is generated.
 """
 
 from __future__ import annotations
@@ -52,9 +54,13 @@ def worker_hf(run_dir: Path, n: int, batch: int) -> dict:
         replies += out
     wall = time.perf_counter() - started
     tokens = [len(ids) for ids in tokenizer(replies, add_special_tokens=False)["input_ids"]]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reference = generate_answers(model.float(), tokenizer, [it.messages for it in items],
+                                 max_new_tokens=params.evaluate.max_new_tokens, batch_size=batch, progress=False)  # fmt: skip
+    ids = [it.id for it in items]
     return {"runtime": f"HF generate, batch {batch}", "concurrency": batch, "wall_s": wall, "latencies": latencies,
-            "output_tokens": tokens, "replies": dict(zip([it.id for it in items], replies, strict=True)),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+            "output_tokens": tokens, "replies": dict(zip(ids, replies, strict=True)), "peak_rss_mib": peak,
+            "reference": dict(zip(ids, reference, strict=True))}  # fmt: skip
 
 
 def _server_peak_rss_mib() -> float | None:
@@ -127,10 +133,10 @@ def summarise(rows: list[dict]) -> str:
     from maritime_slm.curate.export import parse_final_answer
 
     hf = rows[0]
-    hf_final = {i: parse_final_answer(r) for i, r in hf["replies"].items()}
+    hf_final = {i: parse_final_answer(r) for i, r in hf["reference"].items()}
     hf_qps = len(hf["latencies"]) / hf["wall_s"]
     head = ("| runtime | in flight | items | queries/s | x HF | output tokens/s | p50 latency s | p95 latency s | "
-            "peak RSS MiB | same final answer as HF |")  # fmt: skip
+            "peak RSS MiB | same final answer as HF float32 |")  # fmt: skip
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         n = len(r["latencies"])
