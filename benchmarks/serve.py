@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -106,7 +107,28 @@ async def _ask_all(base_url: str, model: str, items, max_tokens: int, concurrenc
     return results, wall
 
 
-def worker_llama(run_dir: Path, n: int, quant: str, levels: list[int]) -> list[dict]:
+async def _ask_lanes(urls: list[str], lanes: list[list], max_tokens: int):
+    """Each server asked its own lane, one request in flight each, all at once."""
+    return await asyncio.gather(
+        *(_ask_all(url, "student", lane, max_tokens, 1) for url, lane in zip(urls, lanes, strict=True))
+    )
+
+
+def _lanes(items, replicas: int) -> list[list]:
+    """Items dealt to servers a snapshot at a time (the lane with the fewest items gets the next snapshot), as the
+    evaluate stage deals them (`evaluate.predict.lanes`)."""
+    lanes: list[list] = [[] for _ in range(replicas)]
+    home: dict[str, int] = {}
+    for it in items:
+        if it.context_id not in home:
+            home[it.context_id] = min(range(replicas), key=lambda r: len(lanes[r]))
+        lanes[home[it.context_id]].append(it)
+    return lanes
+
+
+def worker_llama(
+    run_dir: Path, n: int, quant: str, levels: list[int], replica_levels: list[int]
+) -> list[dict]:
     from maritime_slm.config import load_resolved
     from maritime_slm.evaluate.served import gguf_path
     from maritime_slm.llm.server import local_server
@@ -115,6 +137,24 @@ def worker_llama(run_dir: Path, n: int, quant: str, levels: list[int]) -> list[d
     items = _items(run_dir, n)
     gguf = gguf_path(run_dir / "finetune", "student_tuned", quant)
     rows = []
+    for replicas in replica_levels:
+        threads = max(1, (os.cpu_count() or 2) // replicas)
+        with contextlib.ExitStack() as stack:
+            urls = [stack.enter_context(local_server(gguf, model_alias="student", n_threads=threads))
+                    for _ in range(replicas)]  # fmt: skip
+            asyncio.run(_ask_all(urls[0], "student", items[:1], 8, 1))
+            lanes = _lanes(items, replicas)
+            started = time.perf_counter()
+
+            results = {k: v for part, _ in asyncio.run(_ask_lanes(urls, lanes, params.evaluate.max_new_tokens))
+                       for k, v in part.items()}  # fmt: skip
+            wall = time.perf_counter() - started
+            rows.append({"runtime": f"llama.cpp server, {quant.upper()}, {replicas} servers x {threads} thread",
+                         "concurrency": replicas, "wall_s": wall,
+                         "latencies": [results[it.id][2] for it in items],
+                         "output_tokens": [results[it.id][1] for it in items],
+                         "replies": {it.id: results[it.id][0] for it in items},
+                         "peak_rss_mib": _server_peak_rss_mib()})  # fmt: skip
     with local_server(gguf, model_alias="student") as base_url:
         asyncio.run(_ask_all(base_url, "student", items[:1], 8, 1))
         for level in levels:
@@ -160,17 +200,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="HF generate batch size")
     parser.add_argument("--quants", default="f16,q8_0", help="GGUF quantizations to serve")
     parser.add_argument("--concurrency", default="1,4,8", help="requests in flight per served quantization")
+    parser.add_argument("--replicas", default="", help="also: N servers splitting the CPU threads, e.g. 2")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     run_dir = ROOT / "outputs" / args.run
     levels = [int(c) for c in args.concurrency.split(",")]
+    replica_levels = [int(r) for r in args.replicas.split(",") if r.strip()]
     if args.worker:
         kind, out = args.worker[0], Path(args.worker[1])
         rows = (
             [worker_hf(run_dir, args.items, args.batch)]
             if kind == "hf"
-            else worker_llama(run_dir, args.items, kind, levels)
+            else worker_llama(run_dir, args.items, kind, levels, replica_levels)
         )
         out.write_text(json.dumps(rows))
         return
@@ -181,7 +223,7 @@ def main() -> None:
         out = work / f"{kind}.json"
         subprocess.run(
             [sys.executable, __file__, "--run", args.run, "--items", str(args.items), "--batch", str(args.batch),
-             "--concurrency", args.concurrency, "--worker", kind, str(out)],
+             "--concurrency", args.concurrency, "--replicas", args.replicas, "--worker", kind, str(out)],
             check=True,
         )  # fmt: skip
         rows += json.loads(out.read_text())

@@ -140,6 +140,15 @@ class ModelEndpoint(Section):
         description="local llama.cpp server only: its repeat penalty (None = the server's default, 1.1, which keeps a "
         "small instruct model from looping; 1.0 = none, as the OpenAI API, for a model that copies values from its prompt)",
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="local llama.cpp only: server processes sharing the CPU threads, one request in flight each "
+        "(a small model decodes faster as two 1-thread servers than as one 2-thread server)",
+    )
+    replica_urls: list[str] = Field(
+        default_factory=list, description="filled in by `serving()`: the base URL of every replica"
+    )
     max_tokens: int = Field(512, gt=0)
     price_in_per_m: float = Field(0.0, ge=0, description="USD per 1M input tokens")
     price_out_per_m: float = Field(0.0, ge=0, description="USD per 1M output tokens")
@@ -303,6 +312,11 @@ class EvaluateParams(Section):
         "the local llama.cpp server (falls back to hf, saying why, when a GGUF is missing)",
     )
     student_quant: Literal["f16", "q8_0", "q4_k_m"] = Field("f16", description="the GGUF served (llama.cpp)")
+    student_replicas: int = Field(
+        1,
+        ge=1,
+        description="llama.cpp runtime: server processes for a student, the CPU threads split between them",
+    )
     reference_items: int = Field(
         0,
         ge=0,

@@ -85,3 +85,18 @@ def test_server_that_cannot_start_reports_its_output(tmp_path):
         with local_server(fake, startup_timeout_s=60):
             pass
     assert not _server_children()
+
+
+def test_replicas_are_servers_that_split_the_threads_and_all_stop():
+    endpoint = ModelEndpoint(name="smollm2", model="smollm2-135m-instruct", local=True, replicas=2,
+                             response_format="text", temperature=0.0, max_tokens=8, timeout_s=60)  # fmt: skip
+    with serving([endpoint], n_ctx=512, n_threads=2) as (served,):
+        children = _server_children()
+        assert len(children) == 2 and served.concurrency == 2
+        assert len(set(served.replica_urls)) == 2 and served.base_url == served.replica_urls[0]
+        assert all(_port_open(url) for url in served.replica_urls)
+        for child in children:
+            cmd = child.cmdline()
+            assert cmd[cmd.index("--n_threads") + 1] == "1"
+    assert not _server_children()
+    assert not any(_port_open(url) for url in served.replica_urls)

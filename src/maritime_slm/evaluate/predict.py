@@ -29,8 +29,8 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +286,22 @@ def llm_identity(endpoint: ModelEndpoint, temperature: float | None) -> dict[str
     }
 
 
+def lanes(requests: Sequence[LLMRequest], replicas: int) -> list[list[tuple[int, LLMRequest]]]:
+    """(index, request) per replica: requests with the same `affinity` in one lane, in their order, each new
+    affinity to the lane with the fewest requests so far; each request names its replica."""
+    out: list[list[tuple[int, LLMRequest]]] = [[] for _ in range(replicas)]
+    home: dict[str, int] = {}
+    sizes = Counter(r.affinity or str(i) for i, r in enumerate(requests))
+    load = [0] * replicas
+    for index, request in enumerate(requests):
+        key = request.affinity or str(index)
+        if key not in home:
+            home[key] = min(range(replicas), key=load.__getitem__)
+            load[home[key]] += sizes[key]
+        out[home[key]].append((index, replace(request, replica=home[key])))
+    return out
+
+
 def run_timed(
     endpoint: ModelEndpoint,
     requests: Sequence[LLMRequest],
@@ -298,17 +314,25 @@ def run_timed(
     on_result: Callable[[int, LLMResult, float], None] | None = None,
 ) -> tuple[list[LLMResult], list[float], float]:
     """Like `llm.run_batch`, with the wall time of each request: exactly `endpoint.concurrency` requests in
-    flight, so a request's time is its own (retries and rate-limit waits included), not a queue's."""
+    flight, so a request's time is its own (retries and rate-limit waits included), not a queue's.
+
+    A served endpoint with several replicas gets one worker per replica, each asking its own lane of requests
+    (`lanes`), so a replica never waits for another's request and keeps its prompt cache."""
 
     async def go() -> tuple[list[LLMResult], list[float], float]:
         results: list[LLMResult | None] = [None] * len(requests)
         latencies = [0.0] * len(requests)
-        pending = iter(enumerate(requests))
+        replicas = len(endpoint.replica_urls)
+        if replicas > 1:
+            queues = [iter(lane) for lane in lanes(requests, replicas)]
+        else:
+            shared = iter(enumerate(requests))
+            queues = [shared] * min(len(requests), endpoint.concurrency)
         bar = tqdm(total=len(requests), desc=desc or endpoint.name, disable=not progress, file=sys.stderr)
         started = time.monotonic()
         async with LLMClient(endpoint, cache=cache, ledger=ledger, budget=budget) as client:
 
-            async def worker() -> None:
+            async def worker(pending: Iterator[tuple[int, LLMRequest]]) -> None:
                 for index, request in pending:
                     t0 = time.monotonic()
                     result = await client.complete(request)
@@ -320,8 +344,8 @@ def run_timed(
 
             try:
                 async with asyncio.TaskGroup() as group:
-                    for _ in range(min(len(requests), endpoint.concurrency)):
-                        group.create_task(worker())
+                    for queue in queues:
+                        group.create_task(worker(queue))
             finally:
                 bar.close()
                 if ledger is not None:
@@ -369,7 +393,13 @@ def teacher_predictions(
     if not missing:
         return [out[it.id] for it in items], summary
     requests = [
-        LLMRequest(messages=it.messages, tag=it.category, max_tokens=max_tokens, temperature=0.0)
+        LLMRequest(
+            messages=it.messages,
+            tag=it.category,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            affinity=it.context_id,
+        )
         for it in missing
     ]
 

@@ -41,6 +41,13 @@ def gguf_path(finetune_dir: Path, role: str, quant: str) -> Path:
     return Path(finetune_dir) / "export" / "gguf" / f"{GGUF_NAMES[role]}.{quant.upper()}.gguf"
 
 
+def served_runtime(quant: str, replicas: int) -> str:
+    """How the served student answered, for the speed table and the cost model's inputs."""
+    if replicas == 1:
+        return f"llama.cpp {quant.upper()} (1 in flight)"
+    return f"llama.cpp {quant.upper()} ({replicas} servers, 1 in flight each)"
+
+
 STUDENT_REPEAT_PENALTY = 1.0
 """No repeat penalty (llama.cpp's server default is 1.1 over the last 64 tokens, prompt included): the student copies
 values out of its snapshot, and its greedy answers must match the Hugging Face reference, which applies none."""
@@ -60,6 +67,7 @@ def served_endpoint(name: str, gguf: Path, params: Params) -> tuple[ModelEndpoin
         temperature=0.0,
         repeat_penalty=STUDENT_REPEAT_PENALTY,
         max_tokens=params.evaluate.max_new_tokens,
+        replicas=params.evaluate.student_replicas,
         concurrency=1,
         timeout_s=120,
         max_retries=2,
@@ -143,7 +151,7 @@ class Students:
                 answers, summary = served_predictions(
                     items, gguf, name, role, self.params, self.cache, self.llm
                 )
-                return answers, f"llama.cpp {ev.student_quant.upper()} (1 in flight)", summary
+                return answers, served_runtime(ev.student_quant, ev.student_replicas), summary
             runtime = f"hf (no {gguf.name} in {gguf.parent}: see the finetune stage's export record)"
             logger.warning("%s: %s", name, runtime)
         else:

@@ -81,9 +81,11 @@ class LLMClient:
         self.max_reasks = max_reasks
         key = api_key_for(endpoint)
         self._redact = Redactor(key)
-        self._openai = openai.AsyncOpenAI(
-            api_key=key, base_url=self.base_url, timeout=endpoint.timeout_s, max_retries=0
-        )
+        urls = endpoint.replica_urls if endpoint.replica_urls and not base_url else [self.base_url]
+        self._replicas = [
+            openai.AsyncOpenAI(api_key=key, base_url=url, timeout=endpoint.timeout_s, max_retries=0)
+            for url in urls
+        ]
         self._slots = asyncio.Semaphore(endpoint.concurrency)
         self._limiter = RateLimiter(endpoint.rpm, endpoint.tpm)
         self._inflight: dict[str, asyncio.Future[CachedResponse | _Failed]] = {}
@@ -98,7 +100,8 @@ class LLMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._openai.close()
+        for replica in self._replicas:
+            await replica.close()
 
     # ------------------------------------------------------------------ one request
     async def complete(self, request: LLMRequest) -> LLMResult:
@@ -207,7 +210,8 @@ class LLMClient:
                 try:
                     await self._limiter.acquire(rate_tokens)
                     sent, started = True, time.monotonic()
-                    completion = await self._openai.chat.completions.create(**body)
+                    replica = self._replicas[request.replica % len(self._replicas)]
+                    completion = await replica.chat.completions.create(**body)
                     _check_has_message(completion)
                 except Exception as exc:  # an APIError, or a reply the openai client cannot even parse
                     error = classify(exc)

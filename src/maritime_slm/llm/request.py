@@ -24,7 +24,9 @@ class LLMRequest:
     `output` validates the reply's JSON into a pydantic model (and selects the endpoint's JSON response format).
     `parser` parses free text when there is no `output`, or further checks the validated model when there is;
     it raises ValueError to reject a reply, which triggers a re-ask. With neither, the reply text is the value.
-    `max_tokens` and `temperature` override the endpoint's for this request.
+    `max_tokens` and `temperature` override the endpoint's for this request. `affinity` names what the prompt
+    shares with others (e.g. its snapshot): requests with the same affinity go to the same local server replica,
+    whose prompt cache holds it; `replica` is that choice (an index into the served endpoint's `replica_urls`).
     """
 
     messages: Sequence[Message]
@@ -35,6 +37,8 @@ class LLMRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     seed: int | None = None
+    affinity: str = ""
+    replica: int = 0
 
     @classmethod
     def chat(cls, user: str, *, system: str | None = None, **kwargs: Any) -> LLMRequest:

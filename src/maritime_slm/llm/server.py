@@ -171,21 +171,31 @@ def serving(
 ) -> Iterator[list[ModelEndpoint]]:
     """The endpoints, with a started local server's base_url filled in for each local one that has none.
 
-    One server per distinct GGUF (package or file); API endpoints pass through unchanged. Servers stop when the block exits.
+    One server per distinct GGUF (package or file), or `endpoint.replicas` servers splitting `n_threads` between
+    them (`replica_urls`); API endpoints pass through unchanged. Servers stop when the block exits.
     """
     with contextlib.ExitStack() as stack:
-        urls: dict[str, str] = {}
+        urls: dict[tuple[str, int], list[str]] = {}
         ready = []
         for endpoint in endpoints:
             if endpoint.local and not endpoint.base_url:
-                if endpoint.local_gguf not in urls:
+                key = (endpoint.local_gguf, endpoint.replicas)
+                if key not in urls:
                     gguf = resolve_gguf(endpoint.local_gguf)
-                    urls[endpoint.local_gguf] = stack.enter_context(
-                        local_server(gguf, n_ctx=n_ctx, n_threads=n_threads, model_alias=endpoint.model)
-                    )
-                # the server is single-slot: more than one request in flight only queues, burning timeouts
+                    threads = max(1, n_threads // endpoint.replicas)
+                    urls[key] = [
+                        stack.enter_context(
+                            local_server(gguf, n_ctx=n_ctx, n_threads=threads, model_alias=endpoint.model)
+                        )
+                        for _ in range(endpoint.replicas)
+                    ]
+                # each server is single-slot: more than one request in flight per server only queues, burning timeouts
                 endpoint = endpoint.model_copy(
-                    update={"base_url": urls[endpoint.local_gguf], "concurrency": 1}
+                    update={
+                        "base_url": urls[key][0],
+                        "replica_urls": urls[key],
+                        "concurrency": endpoint.replicas,
+                    }
                 )
             ready.append(endpoint)
         yield ready
