@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -115,57 +114,53 @@ async def _ask_lanes(urls: list[str], lanes: list[list], max_tokens: int):
 
 
 def _lanes(items, replicas: int) -> list[list]:
-    """Items dealt to servers a snapshot at a time (the lane with the fewest items gets the next snapshot), as the
-    evaluate stage deals them (`evaluate.predict.lanes`)."""
-    lanes: list[list] = [[] for _ in range(replicas)]
-    home: dict[str, int] = {}
-    for it in items:
-        if it.context_id not in home:
-            home[it.context_id] = min(range(replicas), key=lambda r: len(lanes[r]))
-        lanes[home[it.context_id]].append(it)
-    return lanes
+    """Items dealt to servers a snapshot at a time, exactly as the evaluate stage deals them."""
+    from maritime_slm.evaluate.predict import lanes
+    from maritime_slm.llm import LLMRequest
+
+    requests = [LLMRequest(messages=it.messages, affinity=it.context_id) for it in items]
+    return [[items[index] for index, _ in lane] for lane in lanes(requests, replicas)]
+
+
+def _row(runtime: str, concurrency: int, wall: float, results: dict, items) -> dict:
+    return {"runtime": runtime, "concurrency": concurrency, "wall_s": wall,
+            "latencies": [results[it.id][2] for it in items],
+            "output_tokens": [results[it.id][1] for it in items],
+            "replies": {it.id: results[it.id][0] for it in items},
+            "peak_rss_mib": _server_peak_rss_mib()}  # fmt: skip
 
 
 def worker_llama(
     run_dir: Path, n: int, quant: str, levels: list[int], replica_levels: list[int]
 ) -> list[dict]:
-    from maritime_slm.config import load_resolved
+    from maritime_slm.config import ModelEndpoint, load_resolved
     from maritime_slm.evaluate.served import gguf_path
-    from maritime_slm.llm.server import local_server
+    from maritime_slm.llm.server import local_server, serving
 
     params = load_resolved(run_dir)
     items = _items(run_dir, n)
     gguf = gguf_path(run_dir / "finetune", "student_tuned", quant)
     rows = []
     for replicas in replica_levels:
-        threads = max(1, (os.cpu_count() or 2) // replicas)
-        with contextlib.ExitStack() as stack:
-            urls = [stack.enter_context(local_server(gguf, model_alias="student", n_threads=threads))
-                    for _ in range(replicas)]  # fmt: skip
+        endpoint = ModelEndpoint(
+            name="student", model="student", local=True, local_gguf=str(gguf), replicas=replicas
+        )
+        with serving([endpoint], n_threads=os.cpu_count() or 2) as (served,):
+            urls = served.replica_urls
             asyncio.run(_ask_all(urls[0], "student", items[:1], 8, 1))
-            lanes = _lanes(items, replicas)
             started = time.perf_counter()
-
-            results = {k: v for part, _ in asyncio.run(_ask_lanes(urls, lanes, params.evaluate.max_new_tokens))
-                       for k, v in part.items()}  # fmt: skip
-            wall = time.perf_counter() - started
-            rows.append({"runtime": f"llama.cpp server, {quant.upper()}, {replicas} servers x {threads} thread",
-                         "concurrency": replicas, "wall_s": wall,
-                         "latencies": [results[it.id][2] for it in items],
-                         "output_tokens": [results[it.id][1] for it in items],
-                         "replies": {it.id: results[it.id][0] for it in items},
-                         "peak_rss_mib": _server_peak_rss_mib()})  # fmt: skip
+            parts = asyncio.run(_ask_lanes(urls, _lanes(items, replicas), params.evaluate.max_new_tokens))
+            results = {k: v for part, _ in parts for k, v in part.items()}
+            threads = max(1, (os.cpu_count() or 2) // replicas)
+            runtime = f"llama.cpp server, {quant.upper()}, {replicas} servers x {threads} thread"
+            rows.append(_row(runtime, replicas, time.perf_counter() - started, results, items))
     with local_server(gguf, model_alias="student") as base_url:
         asyncio.run(_ask_all(base_url, "student", items[:1], 8, 1))
         for level in levels:
             results, wall = asyncio.run(
                 _ask_all(base_url, "student", items, params.evaluate.max_new_tokens, level)
             )
-            rows.append({"runtime": f"llama.cpp server, {quant.upper()}", "concurrency": level, "wall_s": wall,
-                         "latencies": [results[it.id][2] for it in items],
-                         "output_tokens": [results[it.id][1] for it in items],
-                         "replies": {it.id: results[it.id][0] for it in items},
-                         "peak_rss_mib": _server_peak_rss_mib()})  # fmt: skip
+            rows.append(_row(f"llama.cpp server, {quant.upper()}", level, wall, results, items))
     return rows
 
 

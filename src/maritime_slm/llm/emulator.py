@@ -38,6 +38,8 @@ _PARAMS = CompletionCreateParamsBase
 KNOWN_FIELDS = frozenset(_PARAMS.__required_keys__ | _PARAMS.__optional_keys__ | {"stream"})
 """The request fields of the Chat Completions API, as the installed `openai` client types them."""
 
+# The API's own rule, written here apart from `client.is_reasoning_model` on purpose: a test double that shared the
+# client's detection could not catch a mistake in it.
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
 _NO_TEMPERATURE = re.compile(r"^o[13]-mini")
 REASONING_UNSUPPORTED = (
