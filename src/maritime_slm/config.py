@@ -225,6 +225,12 @@ class GenerateParams(Section):
         gt=0,
         description="LLM teachers see only the first N contexts (None = all; caps a slow local server)",
     )
+    paraphrase_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="rules teacher: share of interchangeable phrases swapped in seen questions (0 = verbatim)",
+    )
     prompt_mode: Literal["raw", "facts"] = "raw"
     budget_usd: float = Field(
         0.0, ge=0, description="USD cap over the whole run folder (resumes included); 0 = pay nothing"

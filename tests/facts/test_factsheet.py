@@ -127,14 +127,58 @@ def test_rules_pairs_say_which_wording_they_use(context):
     from maritime_slm.generate.rules import _fields, family, templates
 
     facts = compute_facts(context, FactsParams())
-    pairs = [p for seed in range(20) for p in rules_pairs("ctx-test", facts, CATEGORIES, 12, seed=seed)]
-    assert {p.phrasing for p in pairs} == {"seen", "unseen"}
+    verbatim = [
+        p for s in range(20) for p in rules_pairs("ctx-test", facts, CATEGORIES, 12, s, paraphrase_share=0)
+    ]
+    assert {p.phrasing for p in verbatim} == {"seen", "unseen"}
     keyed = by_key(facts)
-    for p in pairs:
+    for p in verbatim:
         fact = keyed[p.facts_ref[0]]
         spec = templates()[family(fact["key"])]
         pool = spec["questions"] if p.phrasing == "seen" else spec["unseen"]
         assert p.question in {t.format_map(_fields(fact)) for t in pool}, (p.phrasing, p.question)
+    reworded = [
+        p for s in range(20) for p in rules_pairs("ctx-test", facts, CATEGORIES, 12, s, paraphrase_share=1)
+    ]
+    for p in reworded:
+        fact = keyed[p.facts_ref[0]]
+        unseen = {t.format_map(_fields(fact)) for t in templates()[family(fact["key"])]["unseen"]}
+        assert (p.question in unseen) == (p.phrasing == "unseen"), (p.phrasing, p.question)
+    assert sum(p.question not in {q.question for q in verbatim} for p in reworded) > len(reworded) / 2
+
+
+def _words(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"[a-z]+", re.sub(r"\{[^}]*\}", " ", text.lower())))
+
+
+def test_paraphrases_recombine_seen_wording_only():
+    """The wording lever must not leak the held-out phrasings: every swap is a phrase training already sees, a
+    reworded question uses no word outside the seen phrasings, and none comes out as a held-out phrasing."""
+    import random
+
+    from maritime_slm.generate.rules import paraphrase, paraphrase_groups, templates
+
+    seen = [q for spec in templates().values() for q in spec["questions"]]
+    held_out = {q for spec in templates().values() for q in spec["unseen"]}
+    leads, groups = paraphrase_groups()
+    seen_text = " | ".join(seen).lower()
+    for phrase in leads + [p for g in groups for p in g]:
+        assert (
+            f" {phrase.lower()} " in f" {seen_text.replace('?', ' ').replace(',', ' ').replace('.', ' ')} "
+        ), phrase
+    vocabulary = _words(" ".join(seen))
+    rng = random.Random(0)
+    changed = 0
+    for template in seen * 5:
+        out = paraphrase(template, 1.0, rng)
+        changed += out != template
+        assert _words(out) <= vocabulary, (template, out, _words(out) - vocabulary)
+        assert out not in held_out, out
+        assert out[:1].isupper() and out.count("{") == template.count("{"), out
+        assert paraphrase(template, 0.0, rng) == template
+    assert changed > len(seen) * 5 * 0.6
 
 
 def test_held_out_wordings_take_a_fixed_share_of_pairs_however_many_seen_wordings(context):

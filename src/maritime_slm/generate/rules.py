@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import Counter
 from functools import lru_cache
 from importlib import resources
@@ -24,6 +25,37 @@ TEACHER_NAME = "rules"
 def templates() -> dict[str, dict[str, Any]]:
     text = (resources.files("maritime_slm.generate") / "templates" / "rules.yaml").read_text()
     return yaml.safe_load(text)
+
+
+@lru_cache(maxsize=1)
+def paraphrase_groups() -> tuple[list[str], list[list[str]]]:
+    """(question leads, groups of interchangeable phrases), all taken from seen phrasings: see paraphrase.yaml."""
+    spec = yaml.safe_load(
+        (resources.files("maritime_slm.generate") / "templates" / "paraphrase.yaml").read_text()
+    )
+    return spec["leads"], spec["groups"]
+
+
+def paraphrase(template: str, share: float, rng: random.Random) -> str:
+    """A seen template with each interchangeable phrase swapped for another of its group with probability share
+    (never touching the {fields}, so names and numbers stay as the fact has them)."""
+    leads, groups = paraphrase_groups()
+    for lead in leads:
+        if template.startswith(lead + " "):
+            if rng.random() < share:
+                template = rng.choice([o for o in leads if o != lead]) + template[len(lead) :]
+            break
+    for group in groups:
+        alternatives = "|".join(re.escape(p) for p in sorted(group, key=len, reverse=True))
+
+        def swap(m: re.Match[str], group: list[str] = group) -> str:
+            if rng.random() >= share:
+                return m.group(0)
+            new = rng.choice([o for o in group if o.lower() != m.group(0).lower()])
+            return new[:1].upper() + new[1:] if m.start() == 0 else new
+
+        template = re.sub(rf"\b({alternatives})\b", swap, template, flags=re.IGNORECASE)
+    return template
 
 
 def family(key: str) -> str:
@@ -67,7 +99,13 @@ UNSEEN_SHARE = 0.25
 test items to measure the wording gap, the rest of the (train) pairs worded as training may see them."""
 
 
-def pair_from_fact(fact: dict[str, Any], context_id: str, rng: random.Random) -> QAPair | None:
+PARAPHRASE_SHARE = 0.5
+"""Default share of interchangeable phrases swapped in a seen-worded question (`generate.paraphrase_share`)."""
+
+
+def pair_from_fact(
+    fact: dict[str, Any], context_id: str, rng: random.Random, paraphrase_share: float = PARAPHRASE_SHARE
+) -> QAPair | None:
     spec = templates().get(family(fact["key"]))
     if not spec or not spec["questions"]:
         return None
@@ -76,7 +114,7 @@ def pair_from_fact(fact: dict[str, Any], context_id: str, rng: random.Random) ->
     if unseen and rng.random() < UNSEEN_SHARE:
         template, phrasing = rng.choice(unseen), "unseen"
     else:
-        template, phrasing = rng.choice(spec["questions"]), "seen"
+        template, phrasing = paraphrase(rng.choice(spec["questions"]), paraphrase_share, rng), "seen"
     question = template.format_map(fields)
     reasoning = spec["reasoning"].format_map(fields)
     final = final_answer_text(fact)
@@ -151,8 +189,14 @@ def choose_facts(
 
 
 def rules_pairs(
-    context_id: str, facts: list[dict[str, Any]], categories: list[str], n_pairs: int, seed: int
+    context_id: str,
+    facts: list[dict[str, Any]],
+    categories: list[str],
+    n_pairs: int,
+    seed: int,
+    paraphrase_share: float = PARAPHRASE_SHARE,
 ) -> list[QAPair]:
     rng = random.Random(f"{seed}:{context_id}:{TEACHER_NAME}")
-    pairs = [pair_from_fact(f, context_id, rng) for f in choose_facts(facts, categories, n_pairs, rng)]
+    chosen = choose_facts(facts, categories, n_pairs, rng)
+    pairs = [pair_from_fact(f, context_id, rng, paraphrase_share) for f in chosen]
     return [p for p in pairs if p is not None]

@@ -125,7 +125,9 @@ def generate_pairs(
     if params.rules_teacher:
         for ctx in contexts:
             cid = ctx["context_id"]
-            pairs += rules_pairs(cid, facts[cid], params.categories, params.pairs_per_context, seed)
+            pairs += rules_pairs(
+                cid, facts[cid], params.categories, params.pairs_per_context, seed, params.paraphrase_share
+            )
     result = GenerationResult(pairs=pairs, failures=[])
     stage_dir.mkdir(parents=True, exist_ok=True)
     if not params.teachers:
