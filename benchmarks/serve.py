@@ -115,8 +115,7 @@ async def _ask_lanes(urls: list[str], lanes: list[list], max_tokens: int):
 
 def _lanes(items, replicas: int) -> list[list]:
     """Items dealt to servers a snapshot at a time, exactly as the evaluate stage deals them."""
-    from maritime_slm.evaluate.predict import lanes
-    from maritime_slm.llm import LLMRequest
+    from maritime_slm.llm import LLMRequest, lanes
 
     requests = [LLMRequest(messages=it.messages, affinity=it.context_id) for it in items]
     return [[items[index] for index, _ in lane] for lane in lanes(requests, replicas)]

@@ -156,7 +156,7 @@ class ModelEndpoint(Section):
         None, ge=0, description="USD per 1M cached input tokens (prompt-cache hits); None = price_in_per_m"
     )
     prices_read_on: str | None = None
-    concurrency: int = Field(4, gt=0)
+    concurrency: int = Field(4, gt=0, description="requests in flight per server (each replica has its own)")
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     timeout_s: float = Field(60.0, gt=0)

@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,17 @@ from maritime_slm.curate.export import assistant_content, parse_final_answer
 from maritime_slm.evaluate.cache import PredictionCache, folder_hash, prediction_key
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
-from maritime_slm.llm import Budget, Ledger, LLMClient, LLMRequest, LLMResult, RequestCache, run_sync, serving
+from maritime_slm.llm import (
+    Budget,
+    Ledger,
+    LLMClient,
+    LLMRequest,
+    LLMResult,
+    RequestCache,
+    lanes,
+    run_sync,
+    serving,
+)
 from maritime_slm.llm.client import is_reasoning_model
 from maritime_slm.llm.failures import FailureWatch
 
@@ -286,20 +296,9 @@ def llm_identity(endpoint: ModelEndpoint, temperature: float | None) -> dict[str
     }
 
 
-def lanes(requests: Sequence[LLMRequest], replicas: int) -> list[list[tuple[int, LLMRequest]]]:
-    """(index, request) per replica: requests with the same `affinity` in one lane, in their order, each new
-    affinity to the lane with the fewest requests so far; each request names its replica."""
-    out: list[list[tuple[int, LLMRequest]]] = [[] for _ in range(replicas)]
-    home: dict[str, int] = {}
-    sizes = Counter(r.affinity or str(i) for i, r in enumerate(requests))
-    load = [0] * replicas
-    for index, request in enumerate(requests):
-        key = request.affinity or str(index)
-        if key not in home:
-            home[key] = min(range(replicas), key=load.__getitem__)
-            load[home[key]] += sizes[key]
-        out[home[key]].append((index, replace(request, replica=home[key])))
-    return out
+def in_flight(endpoint: ModelEndpoint) -> int:
+    """Requests `run_timed` keeps in flight: one per replica of a replicated local server, else the concurrency."""
+    return endpoint.replicas if endpoint.replicas > 1 else endpoint.concurrency
 
 
 def run_timed(
@@ -327,7 +326,7 @@ def run_timed(
             queues = [iter(lane) for lane in lanes(requests, replicas)]
         else:
             shared = iter(enumerate(requests))
-            queues = [shared] * min(len(requests), endpoint.concurrency)
+            queues = [shared] * min(len(requests), in_flight(endpoint))
         bar = tqdm(total=len(requests), desc=desc or endpoint.name, disable=not progress, file=sys.stderr)
         started = time.monotonic()
         async with LLMClient(endpoint, cache=cache, ledger=ledger, budget=budget) as client:
@@ -413,7 +412,7 @@ def teacher_predictions(
                 status="ok" if result.ok else "refusal", latency_s=round(latency, 4) if sent else None,
                 input_tokens=result.input_tokens if sent else None,
                 output_tokens=result.output_tokens if sent else None, detail=result.detail,
-                gen_share_s=round(latency, 5) if sent and role != ROLE_TEACHER else None,
+                gen_share_s=round(latency / in_flight(endpoint), 5) if sent and role != ROLE_TEACHER else None,
             )  # fmt: skip
             cache.put(keys[it.id], endpoint.name, it.id, _to_cache(p))
         else:

@@ -2,8 +2,9 @@
 llama.cpp server, asked through `maritime_slm.llm` (request cache, ledger, retries, failure thresholds) exactly like
 the teachers.
 
-One request in flight (the llama-cpp-python server has one slot), items grouped by snapshot so the server reuses the
-prompt prefix; `latency_s` is one request's wall time, so throughput is 1 / mean latency. The Hugging Face
+One request in flight per server (the llama-cpp-python server has one slot; `student_replicas` servers split the
+threads), items grouped by snapshot so a server reuses the prompt prefix; `latency_s` is one request's wall time and
+its share of the pool's time is latency / servers, so throughput is servers / mean latency. The Hugging Face
 `generate` path stays the reference: `agreement` answers a category-spread subset both ways, with every exported
 quantization, and counts the items whose final answer is the same.
 """

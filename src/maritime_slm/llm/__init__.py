@@ -24,7 +24,7 @@ from .budget import Budget, BudgetExceeded
 from .cache import CachedResponse, RequestCache, request_key
 from .client import LLMClient, is_reasoning_model, run_batch, run_sync
 from .ledger import LEDGER_COLUMNS, Ledger, LedgerRow, ledger_rows, read_log
-from .request import FAILURE_KINDS, BatchResult, FailureKind, LLMRequest, LLMResult
+from .request import FAILURE_KINDS, BatchResult, FailureKind, LLMRequest, LLMResult, lanes
 from .retry import Backoff
 from .secrets import MissingAPIKey
 from .server import LocalServerError, find_gguf, find_smollm2_gguf, local_server, serving
@@ -49,6 +49,7 @@ __all__ = [
     "find_gguf",
     "find_smollm2_gguf",
     "is_reasoning_model",
+    "lanes",
     "ledger_rows",
     "local_server",
     "read_log",

@@ -34,7 +34,7 @@ from .cache import CachedResponse, RequestCache, request_key
 from .formats import judge_reply, reask_messages, reasoning_cut_off, response_format
 from .ledger import Ledger, cost_usd
 from .ratelimit import RateLimiter
-from .request import BatchResult, FailureKind, LLMRequest, LLMResult, Message
+from .request import BatchResult, FailureKind, LLMRequest, LLMResult, Message, lanes
 from .retry import Backoff, classify
 from .secrets import Redactor, api_key_for
 
@@ -86,7 +86,7 @@ class LLMClient:
             openai.AsyncOpenAI(api_key=key, base_url=url, timeout=endpoint.timeout_s, max_retries=0)
             for url in urls
         ]
-        self._slots = asyncio.Semaphore(endpoint.concurrency)
+        self._slots = [asyncio.Semaphore(endpoint.concurrency) for _ in self._replicas]
         self._limiter = RateLimiter(endpoint.rpm, endpoint.tpm)
         self._inflight: dict[str, asyncio.Future[CachedResponse | _Failed]] = {}
 
@@ -199,7 +199,7 @@ class LLMClient:
         rate_tokens = max_input_tokens(body) // 4 + max_tokens
         retry = 0
         while True:
-            async with self._slots:
+            async with self._slots[request.replica % len(self._replicas)]:
                 reservation: Reservation | None = None
                 if self.budget is not None:
                     try:
@@ -210,8 +210,8 @@ class LLMClient:
                 try:
                     await self._limiter.acquire(rate_tokens)
                     sent, started = True, time.monotonic()
-                    replica = self._replicas[request.replica % len(self._replicas)]
-                    completion = await replica.chat.completions.create(**body)
+                    server = self._replicas[request.replica % len(self._replicas)]
+                    completion = await server.chat.completions.create(**body)
                     _check_has_message(completion)
                 except Exception as exc:  # an APIError, or a reply the openai client cannot even parse
                     error = classify(exc)
@@ -373,12 +373,17 @@ class LLMClient:
         desc: str | None = None,
         on_result: Callable[[int, LLMResult], None] | None = None,
     ) -> BatchResult:
-        """Run requests concurrently (up to the endpoint's concurrency); results in request order.
+        """Run requests concurrently (up to the endpoint's concurrency per replica, a snapshot's requests on one
+        replica: `lanes`); results in request order.
 
         A budget stop is not an error: the requests it could not send come back as `budget` failures and
         `BatchResult.summary()` says how far the batch got.
         """
         requests = list(requests)
+        if len(self._replicas) > 1:
+            requests = [
+                r for _, r in sorted(i_r for lane in lanes(requests, len(self._replicas)) for i_r in lane)
+            ]
         results: list[LLMResult | None] = [None] * len(requests)
         pending = iter(enumerate(requests))
         started = time.monotonic()
@@ -405,7 +410,7 @@ class LLMClient:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(len(requests), 2 * self.endpoint.concurrency + 2)):
+                for _ in range(min(len(requests), 2 * self.endpoint.concurrency * len(self._replicas) + 2)):
                     group.create_task(worker())
         finally:
             bar.close()

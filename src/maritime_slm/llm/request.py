@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
@@ -132,3 +132,19 @@ class BatchResult:
         text += f"; {self.n_ok} ok" + (f", failed: {failed}" if failed else "")
         text += f"; {self.calls} calls sent, {self.cache_hits} cache hits, ${self.usd:.4f}, {self.elapsed_s:.1f} s"
         return text
+
+
+def lanes(requests: Sequence[LLMRequest], replicas: int) -> list[list[tuple[int, LLMRequest]]]:
+    """(index, request) per replica: requests with the same `affinity` in one lane, in their order, each new
+    affinity to the lane with the fewest requests so far; each request names its replica."""
+    out: list[list[tuple[int, LLMRequest]]] = [[] for _ in range(replicas)]
+    home: dict[str, int] = {}
+    sizes = Counter(r.affinity or str(i) for i, r in enumerate(requests))
+    load = [0] * replicas
+    for index, request in enumerate(requests):
+        key = request.affinity or str(index)
+        if key not in home:
+            home[key] = min(range(replicas), key=load.__getitem__)
+            load[home[key]] += sizes[key]
+        out[home[key]].append((index, replace(request, replica=home[key])))
+    return out
