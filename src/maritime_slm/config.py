@@ -226,7 +226,7 @@ class GenerateParams(Section):
         description="LLM teachers see only the first N contexts (None = all; caps a slow local server)",
     )
     paraphrase_share: float = Field(
-        0.5,
+        0.0,
         ge=0,
         le=1,
         description="rules teacher: share of interchangeable phrases swapped in seen questions (0 = verbatim)",
