@@ -92,11 +92,14 @@ def test_replicas_are_servers_that_split_the_threads_and_all_stop():
                              response_format="text", temperature=0.0, max_tokens=8, timeout_s=60)  # fmt: skip
     with serving([endpoint], n_ctx=512, n_threads=2) as (served,):
         children = _server_children()
-        assert len(children) == 2 and served.concurrency == 2
+        assert len(children) == 2 and served.concurrency == 1  # per server: each has one slot
         assert len(set(served.replica_urls)) == 2 and served.base_url == served.replica_urls[0]
         assert all(_port_open(url) for url in served.replica_urls)
         for child in children:
             cmd = child.cmdline()
             assert cmd[cmd.index("--n_threads") + 1] == "1"
+            assert (
+                cmd[cmd.index("--n_threads_batch") + 1] == "1"
+            )  # prompts too, or replicas fight for the cores
     assert not _server_children()
     assert not any(_port_open(url) for url in served.replica_urls)
