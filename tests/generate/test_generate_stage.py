@@ -88,7 +88,9 @@ def test_budget_stops_cleanly_with_what_finished(tmp_path):
     ctxs, facts = contexts(4)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
-            teachers=[api_teacher(server, concurrency=1)], pairs_per_context=6, budget_usd=0.05,
+            teachers=[api_teacher(server, concurrency=1)],
+            pairs_per_context=6,
+            budget_usd=0.05,
             refuse_over_budget=False,  # start although the preview's ceiling does not fit: the cap stops it
         )
         result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)

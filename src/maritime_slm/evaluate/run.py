@@ -347,10 +347,11 @@ def paid_roles(
                               f"{CANDIDATE_CHARS} characters as the judge prompt cuts them)")  # fmt: skip
         roles.append(role)
     spent_all = ledger.total_usd() if ledger is not None else 0.0
-    preview = CostPreview(
-        "evaluate (teacher answers, judge)", roles, "evaluate.budget_usd", ev.budget_usd, spent_all
-    )
-    announce(preview, stage_dir, ev.refuse_over_budget, "evaluate.refuse_over_budget")
+    if roles:
+        preview = CostPreview(
+            "evaluate (teacher answers, judge)", roles, "evaluate.budget_usd", ev.budget_usd, spent_all
+        )
+        announce(preview, stage_dir, ev.refuse_over_budget, "evaluate.refuse_over_budget")
     budget = llm.budget
     out: dict[str, LLMContext] = {}
     for endpoint, limit in [(t, ev.teacher_budget_usd) for t in teachers] + (
