@@ -1,6 +1,7 @@
 """Command line: `python -m maritime_slm run --profile default [--stages 01-03] [--run-name X] [--set k=v ...]`;
 `python -m maritime_slm serve --run X [--model tuned|base] [--quant f16|q8_0|q4_k_m] [--port N]`,
-`python -m maritime_slm bench --run X --base-url URL --model NAME [--api-key-env VAR]`.
+`python -m maritime_slm bench --run X --base-url URL --model NAME [--api-key-env VAR]`,
+`python -m maritime_slm cost-preview --profile paper [--contexts-sample N]` (what a year of AIS will cost).
 
 Exit status: 0 done, 1 a stage failed, 2 bad input (params, run name, a busy or mismatched run folder),
 130 / 143 stopped by Ctrl-C / SIGTERM.
@@ -175,6 +176,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost_preview(args: argparse.Namespace) -> int:
+    """The model calls a profile makes on a year of AIS (`contexts.n_contexts`), priced before anything runs."""
+    from maritime_slm.cost.year import SAMPLE_INPUT, run_year_preview
+
+    try:
+        params = load_params(args.profile, [f"ingest.inputs=['{SAMPLE_INPUT}']", *_overrides(args.overrides)])
+        previews = run_year_preview(params, args.contexts_sample)
+    except (ParamsError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"profile {params.profile}: {params.contexts.n_contexts:,} contexts, counted on "
+          f"{args.contexts_sample} contexts at most from {SAMPLE_INPUT}\n")  # fmt: skip
+    for preview in previews:
+        print(preview.table(), end="\n\n")
+    total = sum(p.total("usd_ceiling") for p in previews)
+    batch = sum(p.total("usd_ceiling_batch") for p in previews)
+    expected = sum(p.total("usd_expected") for p in previews)
+    print(f"all stages: ceiling ${total:,.2f} sync, ${batch:,.2f} batch; expected ${expected:,.2f} sync")
+    return 0
+
+
 REQUIRED_IMPORTS = [
     "unsloth",  # first: it patches transformers/trl/peft when imported before them
     "polars",
@@ -258,6 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--budget-usd", type=float, default=0.0, help="USD cap (default 0: pay nothing)")
     p_bench.add_argument("--outputs-dir", default=None, help=argparse.SUPPRESS)
     p_bench.set_defaults(func=cmd_bench)
+    p_cost = sub.add_parser(
+        "cost-preview",
+        help="what a profile's model calls cost on a year of AIS, counted on the shipped sample",
+    )
+    _add_params_args(p_cost)
+    p_cost.add_argument(
+        "--contexts-sample", type=int, default=40, help="sample contexts to count on (default: 40)"
+    )
+    p_cost.set_defaults(func=cmd_cost_preview)
     args = parser.parse_args(argv)
     return args.func(args)
 

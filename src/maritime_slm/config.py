@@ -118,6 +118,24 @@ class FactsParams(Section):
     port_area_nm: float = Field(10.0, gt=0, description="a context is in a port area if a port is this close")
 
 
+# ---------------------------------------------------------------- budgets
+REFUSE_OVER_BUDGET = (
+    "refuse to start the stage when its cost preview's ceiling exceeds its budget or a role's line "
+    "(false: start anyway, and the budget stops the stage part-way)"
+)
+
+
+def check_lines_fit(lines: dict[str, float | None], stage_usd: float, stage_key: str) -> None:
+    """Roles' lines are held within the stage's budget, so together they must fit in it."""
+    given = {k: v for k, v in lines.items() if v is not None}
+    if sum(given.values()) > stage_usd + 1e-9:
+        listed = ", ".join(f"{k} ${v:g}" for k, v in given.items())
+        raise ValueError(
+            f"the budget lines ({listed}) add up to ${sum(given.values()):g}, more than {stage_key} "
+            f"${stage_usd:g}: raise {stage_key} or lower a line"
+        )
+
+
 # ---------------------------------------------------------------- models behind an OpenAI-compatible API
 class ModelEndpoint(Section):
     """A model reached through the `openai` client: an API model, or the local llama.cpp server (`local: true`)."""
@@ -164,8 +182,8 @@ class ModelEndpoint(Section):
     budget_usd: float | None = Field(
         None,
         ge=0,
-        description="USD cap for this teacher's own requests (generation), within the stage's budget_usd; "
-        "None = only the stage's cap",
+        description="this model's own budget line, within its stage's budget_usd: a teacher's generation requests, "
+        "the editor's (curate), the judge's (evaluate); what it has not spent is held for it; None = no line of its own",
     )
     max_failed_share: float = Field(
         0.2,
@@ -235,6 +253,15 @@ class GenerateParams(Section):
     budget_usd: float = Field(
         0.0, ge=0, description="USD cap over the whole run folder (resumes included); 0 = pay nothing"
     )
+    refuse_over_budget: bool = Field(True, description=REFUSE_OVER_BUDGET)
+
+    @model_validator(mode="after")
+    def _lines_fit(self) -> GenerateParams:
+        lines = {
+            f"generate.teachers[{t.name}].budget_usd": t.budget_usd for t in self.teachers if not t.local
+        }
+        check_lines_fit(lines, self.budget_usd, "generate.budget_usd")
+        return self
 
 
 # ---------------------------------------------------------------- 03 curate
@@ -258,6 +285,7 @@ class CurateParams(Section):
     budget_usd: float = Field(
         0.0, ge=0, description="USD cap for the editor over the run folder; 0 = pay nothing"
     )
+    refuse_over_budget: bool = Field(True, description=REFUSE_OVER_BUDGET)
     max_revisions: int | None = Field(
         None, gt=0, description="revise at most N incorrect pairs (None = all; caps a slow local editor)"
     )
@@ -267,6 +295,14 @@ class CurateParams(Section):
     )
     near_dup_threshold: float = Field(0.9, gt=0, le=1)
     split: SplitParams = Field(default_factory=SplitParams)
+
+    @model_validator(mode="after")
+    def _line_fits(self) -> CurateParams:
+        if self.editor is not None:
+            check_lines_fit(
+                {"curate.editor.budget_usd": self.editor.budget_usd}, self.budget_usd, "curate.budget_usd"
+            )
+        return self
 
 
 # ---------------------------------------------------------------- 04 finetune
@@ -304,6 +340,13 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     judge: ModelEndpoint | None = None
     budget_usd: float = Field(0.0, ge=0, description="USD cap for teacher answers + judge; 0 = pay nothing")
+    teacher_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="each teacher's own budget line for its answers, within evaluate.budget_usd (the judge's "
+        "line is evaluate.judge.budget_usd); None = no line of its own",
+    )
+    refuse_over_budget: bool = Field(True, description=REFUSE_OVER_BUDGET)
     evaluate_teachers: bool = True
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(8, gt=0)
@@ -411,6 +454,19 @@ class Params(Section):
         if not RUN_NAME.fullmatch(value):
             raise ValueError(f"expected {RUN_NAME_RULE} (it names the run folder)")
         return value
+
+    @model_validator(mode="after")
+    def _evaluate_lines_fit(self) -> Params:
+        ev = self.evaluate
+        lines: dict[str, float | None] = {}
+        if ev.judge is not None:
+            lines["evaluate.judge.budget_usd"] = ev.judge.budget_usd
+        if ev.evaluate_teachers:
+            for teacher in self.generate.teachers:
+                if not teacher.local:
+                    lines[f"evaluate.teacher_budget_usd ({teacher.name})"] = ev.teacher_budget_usd
+        check_lines_fit(lines, ev.budget_usd, "evaluate.budget_usd")
+        return self
 
 
 # ---------------------------------------------------------------- loading

@@ -88,7 +88,10 @@ def test_budget_stops_cleanly_with_what_finished(tmp_path):
     ctxs, facts = contexts(4)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
-            teachers=[api_teacher(server, concurrency=1)], pairs_per_context=6, budget_usd=0.05
+            teachers=[api_teacher(server, concurrency=1)],
+            pairs_per_context=6,
+            budget_usd=0.05,
+            refuse_over_budget=False,  # start although the preview's ceiling does not fit: the cap stops it
         )
         result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
     assert result.stopped_by_budget
@@ -110,7 +113,7 @@ def test_each_teacher_spends_its_own_budget_line(tmp_path):
         params = GenerateParams(
             teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
                       api_teacher(server, name="second", model="gpt-4o-mini", concurrency=1)],
-            pairs_per_context=6, budget_usd=1.0,
+            pairs_per_context=6, budget_usd=1.0, refuse_over_budget=False,
         )  # fmt: skip
         result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
         sent = server.count()
@@ -131,7 +134,7 @@ def test_the_stage_budget_still_caps_all_teachers_together(tmp_path):
         params = GenerateParams(
             teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
                       api_teacher(server, name="second", model="gpt-4o-mini", concurrency=1)],
-            pairs_per_context=6, budget_usd=0.06,
+            pairs_per_context=6, budget_usd=0.06, refuse_over_budget=False,
         )  # fmt: skip
         result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
     rows = _teacher_rows(tmp_path / "stage")
@@ -204,3 +207,20 @@ def test_real_llama_cpp_teacher_writes_parsed_pairs(tmp_path):
     assert all(p.teacher == "local-smollm2" and p.final_answer for p in result.pairs)
     ledger = pl.read_csv(tmp_path / "stage" / "ledger.csv")
     assert ledger["requests"].sum() >= 6 and ledger["input_tokens"].sum() > 0 and ledger["usd"].sum() == 0
+
+
+def test_a_later_teachers_line_is_held_while_the_first_runs(tmp_path):
+    """Issue 16: one budget spent by the teachers in order left the second nothing. Every line is made before
+    the first teacher runs, and what a line has not spent is held for it."""
+    ctxs, facts = contexts(3)
+    with ScriptedServer(default=answer_first_intent) as server:
+        params = GenerateParams(
+            teachers=[api_teacher(server, name="first", concurrency=1),
+                      api_teacher(server, name="second", model="gpt-4o-mini", concurrency=1, budget_usd=0.03)],
+            pairs_per_context=6, budget_usd=0.06, refuse_over_budget=False,
+        )  # fmt: skip
+        result = generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
+    rows = _teacher_rows(tmp_path / "stage")
+    assert 0 < rows["first"]["requests"] < 18 and rows["first"]["usd"] <= 0.03 + 1e-9
+    assert rows["second"]["requests"] > 0 and rows["second"]["usd"] <= 0.03
+    assert len([p for p in result.pairs if p.teacher == "second"]) == rows["second"]["requests"]

@@ -8,7 +8,9 @@ The revision is verified like any pair and kept only if it is `correct`; every a
 `<original id>-rev` and `revised_from` = the original id; the original stays out of the dataset.
 
 Calls go through `maritime_slm.llm` exactly like generation: the shared `RequestCache` (`<llm_dir>/cache.sqlite`),
-`Ledger(<llm_dir>/curate)`, a `Budget`, and `serving()` for a local editor. Tests inject an `EditorFn` instead.
+`Ledger(<llm_dir>/curate)`, a `Budget` with the editor's own line (`curate.editor.budget_usd`), and `serving()` for
+a local editor; the cost preview is printed and recorded (`cost_preview.json`) before the first paid request.
+Tests inject an `EditorFn` instead.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from maritime_slm.generate.records import QAPair
 from maritime_slm.generate.rules import final_answer_text
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
+from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
 
 EDITOR_CONTEXT_CHARS = 12_000
 """Longest context text shown to the editor (longer ones are cut, with a note; the facts carry the values)."""
@@ -163,6 +166,10 @@ def edit_jobs(
     return jobs
 
 
+def editor_requests(jobs: Sequence[EditJob]) -> list[LLMRequest]:
+    return [LLMRequest(messages=j.messages, output=EditorRevision, tag=j.pair.category) for j in jobs]
+
+
 def llm_editor(
     endpoint: ModelEndpoint,
     *,
@@ -174,7 +181,7 @@ def llm_editor(
     """An EditorFn over `run_batch` (the endpoint must have its base_url: use `serving` for a local one)."""
 
     def edit(jobs: Sequence[EditJob]) -> list[EditorRevision | str]:
-        requests = [LLMRequest(messages=j.messages, output=EditorRevision, tag=j.pair.category) for j in jobs]
+        requests = editor_requests(jobs)
         batch = FailureWatch(endpoint, "editor", len(requests)).run(
             run_batch, endpoint, requests, cache=cache, ledger=ledger, budget=budget, progress=progress,
             desc=f"editor {endpoint.name}",
@@ -282,7 +289,9 @@ def run_revision(
     """The revise step of a run: the injected `editor`, or `params.curate.editor` through the llm package.
 
     The budget is `params.curate.budget_usd`, less what the editor already paid in this run folder (read from its
-    call log, so a resumed run counts what it paid before). The editor's `ledger.csv` and `calls.jsonl` are
+    call log, so a resumed run counts what it paid before), and the editor's own line `curate.editor.budget_usd`
+    within it. The cost preview of the revisions is printed and written to `stage_dir` first; the stage refuses
+    to start when it does not fit (`curate.refuse_over_budget`). The editor's `ledger.csv` and `calls.jsonl` are
     copied into the stage.
     """
     if editor is not None:
@@ -292,13 +301,24 @@ def run_revision(
         return RevisionResult(skipped_reason="curate.revise is false")
     if endpoint is None:
         return RevisionResult(skipped_reason="no editor model in params (curate.editor)")
-    if not edit_jobs(pairs, facts, contexts):
+    jobs = edit_jobs(pairs, facts, contexts)[: params.curate.max_revisions]
+    if not jobs:
         return RevisionResult(skipped_reason="no pair to revise")
     cache = RequestCache(llm_dir / "cache.sqlite")
     with Ledger(llm_dir / "curate") as ledger:
+        spent = sum(r.usd for r in ledger.rows() if r.teacher == endpoint.name)
+        preview = CostPreview(
+            "curate (revision)",
+            [preview_role("editor", endpoint, editor_requests(jobs), request_cache=cache,
+                          line_key="curate.editor.budget_usd", line_usd=endpoint.budget_usd, line_spent_usd=spent,
+                          expected_output=measured_output(ledger.log_path, endpoint.name))],
+            "curate.budget_usd", params.curate.budget_usd, ledger.total_usd(),
+        )  # fmt: skip
+        announce(preview, stage_dir, params.curate.refuse_over_budget, "curate.refuse_over_budget")
         budget = Budget(params.curate.budget_usd, spent_usd=ledger.total_usd())
+        line = budget.line(None if endpoint.local else endpoint.budget_usd, spent_usd=spent)
         with serving([endpoint]) as ready:
-            editor_fn = llm_editor(ready[0], cache=cache, ledger=ledger, budget=budget, progress=progress)
+            editor_fn = llm_editor(ready[0], cache=cache, ledger=ledger, budget=line, progress=progress)
             result = revise_pairs(pairs, facts, contexts, editor_fn, params.curate.max_revisions)
         ledger.write_csv(stage_dir / "ledger.csv")
         shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")

@@ -117,14 +117,14 @@ def judge_endpoint(endpoint: ModelEndpoint) -> ModelEndpoint:
     return endpoint.model_copy(update={"response_format": "text"})
 
 
-def judge_predictions(
+def judge_plan(
     judge: ModelEndpoint,
     predictions: Sequence[Prediction],
     items: Mapping[str, EvalItem],
     cache: PredictionCache,
-    llm: LLMContext,
-) -> tuple[list[JudgeGrade], str]:
-    """Grade every answered prediction with the judge (grades cached like predictions); a summary line."""
+) -> tuple[list[JudgeGrade | None], list[tuple[int, str, list[dict[str, str]]]], list[LLMRequest]]:
+    """Grades already known (not answered, or in the prediction cache), the (index, cache key, messages) still to
+    grade and their requests: what `judge_predictions` sends and the cost preview counts."""
     judge = judge_endpoint(judge)
     identity = llm_identity(judge, judge.temperature)
     grades: list[JudgeGrade | None] = [None] * len(predictions)
@@ -138,14 +138,27 @@ def judge_predictions(
         digest = hashlib.sha256(json.dumps(messages, ensure_ascii=False).encode()).hexdigest()[:16]
         key = prediction_key(identity, f"{p.model}|{p.item_id}", digest, judge.max_tokens)
         if (hit := cache.get(key)) is not None:
-            grades[i] = JudgeGrade(parse_grade(hit["text"]), "", hit["text"], cached=True)
-            grades[i].status = "ok" if grades[i].grade else "unparseable"
+            grade = parse_grade(hit["text"])
+            grades[i] = JudgeGrade(grade, "ok" if grade else "unparseable", hit["text"], cached=True)
         else:
             todo.append((i, key, messages))
+    requests = [LLMRequest(messages=m, tag=items[predictions[i].item_id].category) for i, _, m in todo]
+    return grades, todo, requests
+
+
+def judge_predictions(
+    judge: ModelEndpoint,
+    predictions: Sequence[Prediction],
+    items: Mapping[str, EvalItem],
+    cache: PredictionCache,
+    llm: LLMContext,
+) -> tuple[list[JudgeGrade], str]:
+    """Grade every answered prediction with the judge (grades cached like predictions); a summary line."""
+    judge = judge_endpoint(judge)
+    grades, todo, requests = judge_plan(judge, predictions, items, cache)
     n_cached = len(predictions) - len(todo)
     summary = f"judge {judge.name}: {n_cached} grades from the prediction cache"
     if todo:
-        requests = [LLMRequest(messages=m, tag=items[predictions[i].item_id].category) for i, _, m in todo]
         with serving([judge]) as ready:
             batch = FailureWatch(ready[0], "judge", len(requests)).run(
                 run_batch, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,

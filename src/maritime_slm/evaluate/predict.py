@@ -364,6 +364,49 @@ class LLMContext:
     progress: bool = True
 
 
+@dataclass
+class AnswerPlan:
+    """What a model still has to answer: the items missing from the prediction cache, and their requests."""
+
+    endpoint: ModelEndpoint
+    keys: dict[str, str]
+    cached: dict[str, Prediction]
+    missing: list[EvalItem]
+    requests: list[LLMRequest]
+
+
+def answer_plan(
+    endpoint: ModelEndpoint,
+    items: Sequence[EvalItem],
+    params: Params,
+    cache: PredictionCache,
+    *,
+    role: str = ROLE_TEACHER,
+    identity: Mapping[str, Any] | None = None,
+) -> AnswerPlan:
+    """The requests `teacher_predictions` sends (also what the cost preview counts), grouped by context."""
+    endpoint = answer_endpoint(endpoint)
+    max_tokens = teacher_max_tokens(endpoint, params.evaluate.max_new_tokens)
+    identity = identity or llm_identity(endpoint, 0.0)
+    keys = {it.id: prediction_key(identity, it.id, it.prompt_hash, max_tokens) for it in items}
+    out: dict[str, Prediction] = {}
+    for it in items:
+        if (hit := cache.get(keys[it.id])) is not None:
+            out[it.id] = _from_cache(it, endpoint.name, role, hit)
+    missing = sorted((it for it in items if it.id not in out), key=lambda it: it.context_id)
+    requests = [
+        LLMRequest(
+            messages=it.messages,
+            tag=it.category,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            affinity=it.context_id,
+        )
+        for it in missing
+    ]
+    return AnswerPlan(endpoint, keys, out, missing, requests)
+
+
 def teacher_predictions(
     endpoint: ModelEndpoint,
     items: Sequence[EvalItem],
@@ -379,28 +422,17 @@ def teacher_predictions(
 
     A served student comes through here too (`role`, and the `identity` of its weights). Items are asked grouped
     by context, so a local server reuses the snapshot's prompt prefix from one question to the next."""
-    endpoint = answer_endpoint(endpoint)
-    max_tokens = teacher_max_tokens(endpoint, params.evaluate.max_new_tokens)
-    identity = identity or llm_identity(endpoint, 0.0)
-    keys = {it.id: prediction_key(identity, it.id, it.prompt_hash, max_tokens) for it in items}
-    out: dict[str, Prediction] = {}
-    for it in items:
-        if (hit := cache.get(keys[it.id])) is not None:
-            out[it.id] = _from_cache(it, endpoint.name, role, hit)
-    missing = sorted((it for it in items if it.id not in out), key=lambda it: it.context_id)
+    plan = answer_plan(endpoint, items, params, cache, role=role, identity=identity)
+    endpoint, keys, out, missing, requests = (
+        plan.endpoint,
+        plan.keys,
+        plan.cached,
+        plan.missing,
+        plan.requests,
+    )
     summary = f"{endpoint.name}: {len(items) - len(missing)} answers from the prediction cache"
     if not missing:
         return [out[it.id] for it in items], summary
-    requests = [
-        LLMRequest(
-            messages=it.messages,
-            tag=it.category,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            affinity=it.context_id,
-        )
-        for it in missing
-    ]
 
     def keep(index: int, result: LLMResult, latency: float) -> None:
         it = missing[index]

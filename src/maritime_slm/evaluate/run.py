@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from maritime_slm.config import Params
+from maritime_slm.config import ModelEndpoint, Params
 from maritime_slm.evaluate.analysis import (
     accuracy_table,
     finite,
@@ -31,7 +31,13 @@ from maritime_slm.evaluate.analysis import (
 )
 from maritime_slm.evaluate.cache import PredictionCache
 from maritime_slm.evaluate.items import EvalItem, load_items, spread_over_categories
-from maritime_slm.evaluate.judge import JudgeGrade, judge_predictions
+from maritime_slm.evaluate.judge import (
+    CANDIDATE_CHARS,
+    JudgeGrade,
+    judge_endpoint,
+    judge_plan,
+    judge_predictions,
+)
 from maritime_slm.evaluate.predict import (
     BASE_NAME,
     ORACLE_NAME,
@@ -42,9 +48,11 @@ from maritime_slm.evaluate.predict import (
     LLMContext,
     Loader,
     Prediction,
+    answer_plan,
     oracle_predictions,
     prior_predictions,
     student_identity,
+    teacher_max_tokens,
     teacher_predictions,
 )
 from maritime_slm.evaluate.report import (
@@ -62,6 +70,7 @@ from maritime_slm.evaluate.served import Students
 from maritime_slm.facts.build import load_facts
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm import Budget, Ledger, RequestCache
+from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
 from maritime_slm.report.tables import write_table
 from maritime_slm.train.data import dataset_dir, read_split
 
@@ -161,15 +170,20 @@ def evaluate_run(
                 [p for p in predictions if p.model == TUNED_NAME], adapter, by_id, facts, contexts,
             )  # fmt: skip
 
-        # ---- teachers and judge, through the llm package
+        # ---- teachers and judge, through the llm package: a cost preview first, then each on its own line
+        lines = paid_roles(params, teachers, predictions + baselines, llm_items, by_id, cache, llm, stage_dir)
         for teacher in teachers:
-            answers, summaries[teacher.name] = teacher_predictions(teacher, llm_items, params, cache, llm)
+            answers, summaries[teacher.name] = teacher_predictions(
+                teacher, llm_items, params, cache, lines[teacher.name]
+            )
             predictions += answers
             models.append(teacher.name)
             concurrency[teacher.name] = teacher.concurrency
         predictions += baselines
         if ev.judge is not None:
-            grades, summaries["judge"] = _judge_subset(ev.judge, predictions, llm_items, by_id, cache, llm)
+            grades, summaries["judge"] = _judge_subset(
+                ev.judge, predictions, llm_items, by_id, cache, lines[ev.judge.name]
+            )
         ledger.write_csv(stage_dir / "ledger.csv")
         shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
         models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
@@ -283,6 +297,71 @@ def evaluate_run(
             )
         },  # fmt: skip
     }
+
+
+def paid_roles(
+    params: Params,
+    teachers: list[ModelEndpoint],
+    known: list[Prediction],
+    llm_items: list[EvalItem],
+    by_id: dict[str, EvalItem],
+    cache: PredictionCache,
+    llm: LLMContext,
+    stage_dir: Path,
+) -> dict[str, LLMContext]:
+    """The cost preview of the teacher answers and the judge (printed, written to `stage_dir`, refused when it does
+    not fit), then an `LLMContext` per role on its own budget line (`evaluate.teacher_budget_usd` for each
+    teacher's answers, `evaluate.judge.budget_usd` for the judge), every line made before the first call.
+
+    The judge grades replies the teachers have not given yet: the preview counts each such reply at its ceiling
+    (the answer's max_tokens, cut where the judge prompt cuts a reply), the known ones (students, baselines, cached
+    answers) as they are."""
+    ev, ledger = params.evaluate, llm.ledger
+    spent: dict[str, float] = {}
+    for row in ledger.rows() if ledger is not None else []:
+        spent[row.teacher] = spent.get(row.teacher, 0.0) + row.usd
+    log = ledger.log_path if ledger is not None else stage_dir / "calls.jsonl"
+    roles, judged = [], [p for p in known if p.item_id in {it.id for it in llm_items}]
+    for teacher in teachers:
+        plan = answer_plan(teacher, llm_items, params, cache)
+        roles.append(preview_role(
+            "answers", plan.endpoint, plan.requests, request_cache=llm.request_cache,
+            line_key="evaluate.teacher_budget_usd", line_usd=None if teacher.local else ev.teacher_budget_usd,
+            line_spent_usd=spent.get(teacher.name, 0.0), expected_output=measured_output(log, teacher.name),
+        ))  # fmt: skip
+        ceiling = " x" * min(teacher_max_tokens(plan.endpoint, ev.max_new_tokens), CANDIDATE_CHARS // 2)
+        judged += list(plan.cached.values()) + [
+            Prediction(it.id, teacher.name, "teacher", reply=ceiling, final_answer=None)
+            for it in plan.missing
+        ]
+    if ev.judge is not None:
+        _, _, requests = judge_plan(ev.judge, judged, by_id, cache)
+        role = preview_role(
+            "judge", judge_endpoint(ev.judge), requests, request_cache=llm.request_cache,
+            line_key="evaluate.judge.budget_usd",
+            line_usd=ev.judge.budget_usd, line_spent_usd=spent.get(ev.judge.name, 0.0),
+            expected_output=measured_output(log, ev.judge.name),
+        )  # fmt: skip
+        if any(r.requests for r in roles):
+            role.notes.append("teacher replies not given yet are counted at their ceiling (max_tokens, cut at "
+                              f"{CANDIDATE_CHARS} characters as the judge prompt cuts them)")  # fmt: skip
+        roles.append(role)
+    spent_all = ledger.total_usd() if ledger is not None else 0.0
+    if roles:
+        preview = CostPreview(
+            "evaluate (teacher answers, judge)", roles, "evaluate.budget_usd", ev.budget_usd, spent_all
+        )
+        announce(preview, stage_dir, ev.refuse_over_budget, "evaluate.refuse_over_budget")
+    budget = llm.budget
+    out: dict[str, LLMContext] = {}
+    for endpoint, limit in [(t, ev.teacher_budget_usd) for t in teachers] + (
+        [(ev.judge, ev.judge.budget_usd)] if ev.judge is not None else []
+    ):
+        line = None
+        if budget is not None:
+            line = budget.line(None if endpoint.local else limit, spent_usd=spent.get(endpoint.name, 0.0))
+        out[endpoint.name] = LLMContext(llm.request_cache, ledger, line, llm.progress)
+    return out
 
 
 def _judge_subset(judge, predictions: list[Prediction], llm_items: list[EvalItem], by_id, cache, llm):

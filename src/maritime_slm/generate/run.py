@@ -3,7 +3,9 @@
 Each LLM request asks one teacher for one pair of one category about one context. Local teachers get a
 llama.cpp server for the duration of their batch. A failed request is recorded (failures.jsonl and the ledger);
 too many failures, or a fatal one, fail the stage (`llm.failures`); a budget stop ends a teacher cleanly. Each
-teacher spends its own budget line (`budget_usd` of its endpoint) within the stage's `budget_usd`.
+teacher spends its own budget line (`budget_usd` of its endpoint) within the stage's `budget_usd`; every line is
+held from the start, so the first teacher cannot spend the second's share. Before the first paid request the
+stage prints and records its cost preview (`cost_preview.json`) and refuses to start when it does not fit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from maritime_slm.generate.rules import rules_pairs
 from maritime_slm.jsonl import write_jsonl
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
+from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
 
 
 @dataclass
@@ -68,14 +71,12 @@ def _pair_id(teacher: str, context_id: str, category: str, index: int) -> str:
 
 def run_teacher(
     endpoint: ModelEndpoint,
-    contexts: list[dict[str, Any]],
-    facts: dict[str, list[dict[str, Any]]],
-    params: GenerateParams,
+    requests: list[LLMRequest],
+    keys: list[tuple[str, str]],
     cache: RequestCache,
     ledger: Ledger,
     budget: Budget,
 ) -> tuple[list[QAPair], list[dict[str, Any]], str, bool]:
-    requests, keys = teacher_requests(contexts, facts, params, endpoint.name)
     batch = FailureWatch(endpoint, "teacher", len(requests)).run(
         run_batch, endpoint, requests, cache=cache, ledger=ledger, budget=budget, desc=f"teacher {endpoint.name}"
     )  # fmt: skip
@@ -138,13 +139,16 @@ def generate_pairs(
         spent: dict[str, float] = {}  # per teacher, what this run folder already paid
         for row in ledger.rows():
             spent[row.teacher] = spent.get(row.teacher, 0.0) + row.usd
+        planned = [teacher_requests(contexts, facts, params, t.name) for t in params.teachers]
+        preview_generation(params, planned, cache, ledger, spent, stage_dir)
+        # every line is made (and held) before the first teacher runs, so each keeps its share
+        lines = [
+            budget.line(None if t.local else t.budget_usd, spent_usd=spent.get(t.name, 0.0))
+            for t in params.teachers
+        ]
         with serving(params.teachers) as endpoints:
-            for endpoint in endpoints:
-                # each teacher spends its own line, so one that hits its cap leaves the next its share
-                line = budget.line(endpoint.budget_usd, spent_usd=spent.get(endpoint.name, 0.0))
-                new, failed, summary, stopped = run_teacher(
-                    endpoint, contexts, facts, params, cache, ledger, line
-                )
+            for endpoint, (requests, keys), line in zip(endpoints, planned, lines, strict=True):
+                new, failed, summary, stopped = run_teacher(endpoint, requests, keys, cache, ledger, line)
                 result.pairs += new
                 result.failures += failed
                 result.summaries[endpoint.name] = summary
@@ -152,6 +156,32 @@ def generate_pairs(
         ledger.write_csv(stage_dir / "ledger.csv")
         shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
     return result
+
+
+def preview_generation(
+    params: GenerateParams,
+    planned: list[tuple[list[LLMRequest], list[tuple[str, str]]]],
+    cache: RequestCache | None,
+    ledger: Ledger,
+    spent: dict[str, float],
+    stage_dir: Path,
+) -> CostPreview:
+    """The teachers' cost preview: printed, written to the stage folder, and refused when it does not fit."""
+    roles = [
+        preview_role(
+            "teacher",
+            teacher,
+            requests,
+            request_cache=cache,
+            line_key=f"generate.teachers[{teacher.name}].budget_usd",
+            line_usd=teacher.budget_usd,
+            line_spent_usd=spent.get(teacher.name, 0.0),
+            expected_output=measured_output(ledger.log_path, teacher.name),
+        )  # fmt: skip
+        for teacher, (requests, _) in zip(params.teachers, planned, strict=True)
+    ]
+    preview = CostPreview("generate", roles, "generate.budget_usd", params.budget_usd, ledger.total_usd())
+    return announce(preview, stage_dir, params.refuse_over_budget, "generate.refuse_over_budget")
 
 
 def pairs_frame(pairs: list[QAPair]) -> pl.DataFrame:

@@ -54,8 +54,9 @@ class Reservation:
 class Budget:
     """`limit_usd=None` means no cap. `spent_usd` seeds what a resumed run already paid (`Ledger.total_usd()`).
 
-    A `line` of a budget (one teacher's share of a stage) is capped by its own limit and by the budget above it,
-    and what it spends counts there too: one role that spends its line stops, the others keep theirs.
+    A `line` of a budget (one role's share of a stage: a teacher, the editor, the judge) is capped by its own limit
+    and by the budget above it, and what it spends counts there too. What a line has not spent yet is held for it:
+    the other roles of the stage cannot use it, so teacher answers never eat what the judge needs.
     """
 
     def __init__(self, limit_usd: float | None, spent_usd: float = 0.0, parent: Budget | None = None):
@@ -66,31 +67,54 @@ class Budget:
         self.parent = parent
         self._lock = threading.Lock()
         self._settled: asyncio.Event | None = None
+        self._lines: list[Budget] = []
 
     def line(self, limit_usd: float | None, spent_usd: float = 0.0) -> Budget:
-        """A child budget for one role; `spent_usd` seeds what that role already paid in this run folder."""
-        return Budget(limit_usd, spent_usd, parent=self)
+        """A child budget for one role; `spent_usd` seeds what that role already paid in this run folder.
+        A line with a limit holds what it has not spent (see the class)."""
+        child = Budget(limit_usd, spent_usd, parent=self)
+        if limit_usd is not None:
+            with self._lock:
+                self._lines.append(child)
+        return child
+
+    @property
+    def unspent_usd(self) -> float:
+        """What this budget can still spend on its own terms (infinite without a limit)."""
+        if self.limit_usd is None:
+            return float("inf")
+        return max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
+
+    def held_usd(self, for_line: Budget | None = None) -> float:
+        """What the lines of this budget, other than `for_line`, have not spent yet: held for them."""
+        return sum(line.unspent_usd for line in self._lines if line is not for_line)
 
     @property
     def remaining_usd(self) -> float:
-        own = float("inf")
-        if self.limit_usd is not None:
-            own = max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
-        return own if self.parent is None else min(own, self.parent.remaining_usd)
+        own = self.unspent_usd
+        if self.parent is None:
+            return own
+        return min(own, max(0.0, self.parent.remaining_usd - self.parent.held_usd(self)))
 
-    def try_reserve(self, usd: float) -> Reservation:
+    def try_reserve(self, usd: float, _line: Budget | None = None) -> Reservation:
         """Reserve now (here and in the budgets above) or raise BudgetExceeded (free calls always fit)."""
         with self._lock:
+            held = self.held_usd(_line) if self.limit_usd is not None and usd > 0 else 0.0
             fits = (
                 self.limit_usd is None
                 or usd <= 0
-                or self.spent_usd + self.reserved_usd + usd <= self.limit_usd
+                or self.spent_usd + self.reserved_usd + held + usd <= self.limit_usd
             )
             if not fits or (self.exhausted and usd > 0):
-                raise BudgetExceeded(self._explain(usd), self)
-            above = self.parent.try_reserve(usd) if self.parent is not None else None
+                raise BudgetExceeded(self._explain(usd, held), self)
             self.reserved_usd += usd
-            return Reservation(usd, parent=above)
+        try:
+            above = self.parent.try_reserve(usd, self) if self.parent is not None else None
+        except BudgetExceeded:
+            with self._lock:
+                self.reserved_usd = max(0.0, self.reserved_usd - usd)
+            raise
+        return Reservation(usd, parent=above)
 
     async def reserve(self, usd: float) -> Reservation:
         """Reserve, waiting for in-flight calls to settle when that could make room where it was refused."""
@@ -100,14 +124,15 @@ class Budget:
             except BudgetExceeded as exc:
                 settled = (exc.budget or self)._settled_event()
                 if settled is None:
+                    with self._lock:
+                        self.exhausted = True  # this budget (or line) for good; a sibling line keeps its own
                     raise
             await settled.wait()
 
     def _settled_event(self) -> asyncio.Event | None:
-        """What to wait for before trying again; None, and exhausted for good, when nothing is in flight."""
+        """What to wait for before trying again; None when nothing is in flight (waiting cannot help)."""
         with self._lock:
             if self.reserved_usd <= 0 or self.exhausted:
-                self.exhausted = True
                 return None
             if self._settled is None:
                 self._settled = asyncio.Event()
@@ -134,10 +159,11 @@ class Budget:
         if self.parent is not None and reservation.parent is not None:
             self.parent._close(reservation.parent, actual_usd)
 
-    def _explain(self, usd: float) -> str:
+    def _explain(self, usd: float, held: float = 0.0) -> str:
+        lines = f", held for other roles' lines ${held:.4f}" if held else ""
         return (
             f"{'budget line' if self.parent else 'budget'} ${self.limit_usd:.4f}: spent ${self.spent_usd:.4f}, "
-            f"in flight ${self.reserved_usd:.4f}, next call may cost up to ${usd:.4f}"
+            f"in flight ${self.reserved_usd:.4f}{lines}, next call may cost up to ${usd:.4f}"
         )
 
     def __repr__(self) -> str:

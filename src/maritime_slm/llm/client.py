@@ -47,6 +47,44 @@ def is_reasoning_model(endpoint: ModelEndpoint) -> bool:
     return bool(_REASONING_MODEL.match(endpoint.model)) or endpoint.reasoning_effort is not None
 
 
+def chat_body(
+    endpoint: ModelEndpoint, messages: list[Message], request: LLMRequest, max_tokens: int
+) -> dict[str, Any]:
+    """The chat-completions body of a request; also what the cache key and the cost preview are computed from."""
+    body: dict[str, Any] = {"model": endpoint.model, "messages": messages}
+    if is_reasoning_model(endpoint):
+        body["max_completion_tokens"] = max_tokens
+        if endpoint.reasoning_effort:
+            body["reasoning_effort"] = endpoint.reasoning_effort
+    else:
+        body["max_tokens"] = max_tokens
+        temperature = request.temperature if request.temperature is not None else endpoint.temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if endpoint.local and endpoint.repeat_penalty is not None:
+        body["extra_body"] = {"repeat_penalty": endpoint.repeat_penalty}
+    fmt = response_format(endpoint.response_format, request.output)
+    if fmt is not None:
+        body["response_format"] = fmt
+    return body
+
+
+def first_request(endpoint: ModelEndpoint, request: LLMRequest) -> tuple[dict[str, Any], str]:
+    """The body `LLMClient.complete` sends first for a request (before any re-ask), and its cache key."""
+    max_tokens = request.max_tokens or endpoint.max_tokens
+    body = chat_body(endpoint, [dict(m) for m in request.messages], request, max_tokens)
+    return body, cache_key(endpoint, body, request)
+
+
+def cache_key(endpoint: ModelEndpoint, body: Mapping[str, Any], request: LLMRequest) -> str:
+    identity: dict[str, Any] = {"body": body, "sample": request.sample}
+    if endpoint.local:
+        identity["gguf"] = endpoint.local_gguf
+    return request_key(identity)
+
+
 @dataclass(frozen=True)
 class _Failed:
     kind: FailureKind
@@ -132,32 +170,10 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     def request_body(self, messages: list[Message], request: LLMRequest, max_tokens: int) -> dict[str, Any]:
-        """The chat-completions body; also what the cache key is computed from."""
-        endpoint = self.endpoint
-        body: dict[str, Any] = {"model": endpoint.model, "messages": messages}
-        if is_reasoning_model(endpoint):
-            body["max_completion_tokens"] = max_tokens
-            if endpoint.reasoning_effort:
-                body["reasoning_effort"] = endpoint.reasoning_effort
-        else:
-            body["max_tokens"] = max_tokens
-            temperature = request.temperature if request.temperature is not None else endpoint.temperature
-            if temperature is not None:
-                body["temperature"] = temperature
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if endpoint.local and endpoint.repeat_penalty is not None:
-            body["extra_body"] = {"repeat_penalty": endpoint.repeat_penalty}
-        fmt = response_format(endpoint.response_format, request.output)
-        if fmt is not None:
-            body["response_format"] = fmt
-        return body
+        return chat_body(self.endpoint, messages, request, max_tokens)
 
     def _cache_key(self, body: Mapping[str, Any], request: LLMRequest) -> str:
-        identity: dict[str, Any] = {"body": body, "sample": request.sample}
-        if self.endpoint.local:
-            identity["gguf"] = self.endpoint.local_gguf
-        return request_key(identity)
+        return cache_key(self.endpoint, body, request)
 
     async def _reply(
         self, body: dict[str, Any], request: LLMRequest, result: LLMResult
