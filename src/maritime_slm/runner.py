@@ -9,12 +9,14 @@ a run whose params differ from the folder's finished stages is refused unless fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -346,6 +348,22 @@ def run_stage(
     return entry
 
 
+@contextlib.contextmanager
+def _api_emulator(params: Params) -> Iterator[None]:
+    """A dry run (`emulator: true`): the strict OpenAI emulator on a loopback port for the whole run, so that every
+    stage's API models are answered there (the stage kernels find it through the environment)."""
+    if not params.emulator:
+        yield
+        return
+    from maritime_slm.dryrun import emulator
+
+    with emulator() as server:
+        names = ", ".join(e.name for e in params.api_endpoints()) or "none"
+        print(f"dry run: API models ({names}) answered by the strict OpenAI emulator at {server.base_url}; "
+              "nothing is sent to the API", file=sys.stderr)  # fmt: skip
+        yield
+
+
 def run(
     profile: str = "default",
     stages: str | None = None,
@@ -372,7 +390,7 @@ def run(
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise ParamsError(f"--run-name {run_name!r}: {run_dir} exists and is not a plain folder")
     run_dir.mkdir(exist_ok=True)
-    with signals_interrupt(), RunLock(run_dir):
+    with signals_interrupt(), RunLock(run_dir), _api_emulator(params):
         manifest = load_manifest(run_dir, locked=True)
         changed = params_changes(run_dir, manifest, params, {STAGES[s] for s in stems})
         if changed:

@@ -50,6 +50,10 @@ class Stage:
             (run_path / "params.yaml").write_text(dump_params(params))
         out = Path(stage_dir) if stage_dir else run_path / name
         out.mkdir(parents=True, exist_ok=True)
+        if params.emulator:
+            from maritime_slm.dryrun import ensure_emulator
+
+            ensure_emulator()  # the runner's, or this kernel's own when the notebook is opened by hand
         return cls(name=name, params=params, run_dir=run_path, dir=out)
 
     @property

@@ -361,6 +361,7 @@ def run_ingest(
             anomaly_rate=sim.anomaly_rate,
             malformed_lines=sim.malformed_lines,
             out_dir=stage_dir / "raw",
+            ports=sim.ports,
         )
         simulated = {
             "csv": str(csv_path),

@@ -18,6 +18,7 @@ block is written sorted by time (so a big file is a few time-sorted runs, like c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -250,7 +251,7 @@ def _arrival_s(f: _Fleet, v: np.ndarray | int) -> np.ndarray:
     return (f.cum[v, 3] - f.u0[v]) / f.speed[v] * 3600.0
 
 
-def _make_fleet(rng: np.random.Generator, n: int) -> _Fleet:
+def _make_fleet(rng: np.random.Generator, n: int, around_ports: Sequence[str] | None = None) -> _Fleet:
     ports = load_ports()
     regions = list(REGION_WEIGHTS)
     weights = np.array([REGION_WEIGHTS[r] for r in regions])
@@ -266,6 +267,12 @@ def _make_fleet(rng: np.random.Generator, n: int) -> _Fleet:
         members = np.flatnonzero(region_of == name)
         sel = region == r
         port[sel] = rng.choice(members, sel.sum())
+    if around_ports:
+        names = ports["port"].to_list()
+        unknown = [p for p in around_ports if p not in names]
+        if unknown:
+            raise ValueError(f"simulate ports {unknown} are not in ports.csv (e.g. {', '.join(names[:4])})")
+        port = rng.choice([names.index(p) for p in around_ports], n)
 
     names = list(TYPES)
     shares = np.array([TYPES[g].share for g in names])
@@ -762,8 +769,12 @@ def simulate(
     anomaly_rate: float = 0.05,
     malformed_lines: int = 5,
     out_dir: str | Path = ".",
+    ports: Sequence[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write `AIS_YYYY_MM_DD.csv` and `AIS_YYYY_MM_DD_labels.parquet` into `out_dir`; same seed, same bytes.
+
+    `ports` puts every vessel's home at one of these ports (names in `ports.csv`): the dense traffic of a busy
+    port area (hundreds of vessels in one grid cell) from a few thousand vessels instead of the whole coast's.
 
     With anomaly_rate > 0 every behavioural kind is injected at least once when there are enough vessels
     (>= 20); duplicates are injected at ~1 per 10,000 reports (at least one per block); the last malformed line
@@ -778,7 +789,7 @@ def simulate(
     csv_path = out_dir / f"AIS_{t0:%Y_%m_%d}.csv"
     labels_path = out_dir / f"AIS_{t0:%Y_%m_%d}_labels.parquet"
 
-    fleet = _make_fleet(rng, n_vessels)
+    fleet = _make_fleet(rng, n_vessels, ports)
     plan = _plan_anomalies(rng, fleet, hours, anomaly_rate, t0)
     labels = list(plan.labels)
     per_vessel = np.maximum(np.floor(hours * 3600.0 / fleet.interval), 1)

@@ -114,9 +114,10 @@ def _to_cache(p: Prediction) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ students
 def student_identity(params: Params, adapter_dir: Path | None, upcast: bool = False) -> dict[str, Any]:
-    """What determines a student's answers: base weights, adapter bytes, backend and precision, the prompt format."""
+    """What determines a student's answers: base weights, adapter bytes, backend and precision, the rope scaling
+    it runs with (one rule for the base and the tuned model), the prompt format."""
     from maritime_slm.train.backend import derive_recipe
-    from maritime_slm.train.model import student_source
+    from maritime_slm.train.model import effective_rope_scaling, student_source
 
     recipe = derive_recipe(params.train)
     return {
@@ -127,7 +128,7 @@ def student_identity(params: Params, adapter_dir: Path | None, upcast: bool = Fa
         "device": recipe.device,
         "load_in_4bit": recipe.load_in_4bit,
         "dtype": "float32 (upcast)" if upcast else recipe.dtype,
-        "rope_scaling": params.train.rope_scaling,
+        "rope_scaling": effective_rope_scaling(params.train),
         "decoding": "greedy",
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -19,7 +19,7 @@ import polars as pl
 from maritime_slm.ais.simulate import load_ports
 from maritime_slm.config import ContextParams, FactsParams
 from maritime_slm.facts.geo import haversine_nm
-from maritime_slm.facts.vessels import status_label, type_group, type_group_expr
+from maritime_slm.facts.vessels import STATUS_LABELS, status_label, type_group, type_group_expr
 from maritime_slm.facts.zones import load_zones
 
 STRATA = ["region", "area", "time_of_day", "dominant_type", "density"]
@@ -161,10 +161,11 @@ def strata_table(cells: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
 def _pick_report_rows(
     ts_s: np.ndarray, lat: np.ndarray, lon: np.ndarray, k: int, facts: FactsParams
 ) -> list[int]:
-    """k reports spread over the window, plus both ends of the largest gap and of the fastest implied hop,
-    so the evidence for an anomaly is in the context whenever the anomaly is."""
+    """k reports spread over the window (k = 1: the latest, a snapshot), plus both ends of the largest gap and of
+    the fastest implied hop, so the evidence for an anomaly is in the context whenever the anomaly is."""
     n = len(ts_s)
-    keep = set(np.unique(np.linspace(0, n - 1, num=min(k, n)).round().astype(int)).tolist())
+    spread = np.linspace(0, n - 1, num=min(k, n)) if k > 1 else np.array([n - 1])
+    keep = set(np.unique(spread.round().astype(int)).tolist())
     if n >= 2:
         dt_min = np.diff(ts_s) / 60.0
         gap = int(np.argmax(dt_min))
@@ -187,8 +188,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def serialize(ctx: dict[str, Any]) -> str:
-    """A compact, table-like text: what the teacher and the student read."""
+def serialize(ctx: dict[str, Any], layout: Literal["table", "compact"] = "table") -> str:
+    """A table-like text: what the teacher and the student read (`ContextParams.layout`)."""
     start = datetime.fromisoformat(ctx["window_start"])
     end = datetime.fromisoformat(ctx["window_end"])
     lines = [
@@ -204,13 +205,15 @@ def serialize(ctx: dict[str, Any]) -> str:
             f"Speed zone: {z['name']} - {z['speed_limit_kn']:g} kn limit for vessels >= {z['min_length_m']:g} m, "
             f"in force {z['active']}; contains positions of {', '.join(str(m) for m in z['mmsis']) or 'none'}"
         )
+    by_vessel: dict[int, list[dict[str, Any]]] = {}
+    for r in ctx["reports"]:
+        by_vessel.setdefault(r["mmsi"], []).append(r)
+    if layout == "compact":
+        return "\n".join(lines + _compact_vessels(ctx["vessels"], by_vessel))
     lines.append(
         "Vessels (MMSI|name|type (code)|flag|class|length x beam m|draft m|nav status), each followed by its "
         "reports (time UTC|lat|lon|SOG kn|COG deg|heading deg):"
     )
-    by_vessel: dict[int, list[dict[str, Any]]] = {}
-    for r in ctx["reports"]:
-        by_vessel.setdefault(r["mmsi"], []).append(r)
     for v in ctx["vessels"]:
         dims = f"{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}"
         code = "-" if v["vessel_type"] is None else v["vessel_type"]
@@ -225,6 +228,34 @@ def serialize(ctx: dict[str, Any]) -> str:
                 f"{_fmt(r['heading'], 0)}"
             )
     return "\n".join(lines)
+
+
+def _status_code(code: int | None) -> int:
+    """The code whose label a vessel's status has (a missing or out-of-range code reads as 15, "undefined")."""
+    return int(code) if code is not None and int(code) in STATUS_LABELS else 15
+
+
+def _compact_vessels(vessels: list[dict[str, Any]], by_vessel: dict[int, list[dict[str, Any]]]) -> list[str]:
+    """One line per vessel, its reports on the same line: about half the tokens of the table layout, so a 32k
+    window holds 500 vessels. Draught and the AIS type code are left out (no fact reads them); the status is its
+    code, with one legend line for the codes present."""
+    codes = sorted({_status_code(v["status"]) for v in vessels})
+    lines = [
+        "Navigational status codes: " + "; ".join(f"{c} {STATUS_LABELS[c]}" for c in codes),
+        "Vessels, one per line (MMSI|name|type|flag|class|length x beam m|status code|reports: time UTC, lat, lon, "
+        'SOG kn, COG deg, heading deg; reports separated by ";"):',
+    ]
+    for v in vessels:
+        reports = ";".join(
+            f"{datetime.fromisoformat(r['ts']):%H:%M:%S} {r['lat']:.4f} {r['lon']:.4f} {_fmt(r['sog'])} "
+            f"{_fmt(r['cog'])} {_fmt(r['heading'], 0)}"
+            for r in by_vessel.get(v["mmsi"], [])
+        )
+        lines.append(
+            f"{v['mmsi']}|{v['name'] or '-'}|{v['type_group']}|{v['flag'] or '-'}|{v['transceiver'] or '-'}|"
+            f"{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}|{_status_code(v['status'])}|{reports}"
+        )
+    return lines
 
 
 def _active_zones(ctx_lat: np.ndarray, ctx_lon: np.ndarray, mmsi: np.ndarray, when: datetime) -> list[dict]:
@@ -246,6 +277,50 @@ def _active_zones(ctx_lat: np.ndarray, ctx_lon: np.ndarray, mmsi: np.ndarray, wh
     return found
 
 
+def _vessel_and_reports(
+    mmsi: int, rows: pl.DataFrame, flags: dict[int, str], params: ContextParams, facts: FactsParams
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A vessel's row and the reports a context shows of it, from its time-sorted points in the cell."""
+    ts_s = rows["ts"].dt.epoch("s").to_numpy()
+    picked = _pick_report_rows(ts_s, rows["lat"].to_numpy(), rows["lon"].to_numpy(), params.reports_per_vessel,
+                               facts)  # fmt: skip
+    last = rows.row(len(rows) - 1, named=True)
+    static = {c: rows[c].drop_nulls().tail(1).to_list() for c in
+              ["vessel_name", "imo", "call_sign", "vessel_type", "length", "width", "draft", "transceiver"]}  # fmt: skip
+    static = {c: (v[0] if v else None) for c, v in static.items()}
+    vessel = {
+        "mmsi": mmsi,
+        "name": static["vessel_name"],
+        "imo": static["imo"],
+        "call_sign": static["call_sign"],
+        "vessel_type": static["vessel_type"],
+        "type_group": type_group(static["vessel_type"]),
+        "flag": flags.get(mmsi),
+        "transceiver": static["transceiver"],
+        "length": static["length"],
+        "width": static["width"],
+        "draft": static["draft"],
+        "status": last["status"],
+        "status_label": status_label(last["status"]),
+    }
+    reports = []
+    for i in picked:
+        r = rows.row(i, named=True)
+        reports.append(
+            {
+                "mmsi": mmsi,
+                "ts": r["ts"].isoformat(),
+                "lat": r["lat"],
+                "lon": r["lon"],
+                "sog": r["sog"],
+                "cog": r["cog"],
+                "heading": r["heading"],
+                "status": r["status"],
+            }
+        )
+    return vessel, reports
+
+
 def build_context(
     cell: dict[str, Any],
     points: pl.DataFrame,
@@ -254,13 +329,18 @@ def build_context(
     facts: FactsParams,
     count_tokens,
 ) -> dict[str, Any] | None:
-    """One context from the points of its (window, cell); trimmed farthest-first to fit the token budget."""
+    """One context from the points of its (window, cell): the vessels nearest the cell's centre, as many as fit the
+    token budget (at least 2). A context's tokens grow with every vessel added (its lines come last), so the
+    largest count that fits is found by bisection: a few counts of the text instead of one per vessel dropped."""
     pts = points.sort("mmsi", "ts")
     latest = pts.group_by("mmsi", maintain_order=True).last()
     dist = haversine_nm(latest["lat"].to_numpy(), latest["lon"].to_numpy(), cell["lat"], cell["lon"])
-    order = latest["mmsi"].to_numpy()[np.argsort(dist, kind="stable")]
-    keep = list(order[: params.vessels_per_context])
-    window_end = cell["window_end"]
+    order = [int(m) for m in latest["mmsi"].to_numpy()[np.argsort(dist, kind="stable")]]
+    nearest = order[: params.vessels_per_context]
+    if len(nearest) < 2:
+        return None
+    parts = pts.filter(pl.col("mmsi").is_in(nearest)).partition_by("mmsi", as_dict=True)
+    records = {m: _vessel_and_reports(m, parts[(m,)], flags, params, facts) for m in nearest}
     ports = load_ports()
     port_d = haversine_nm(ports["lat"].to_numpy(), ports["lon"].to_numpy(), cell["lat"], cell["lon"])
     near_ports = [
@@ -268,53 +348,14 @@ def build_context(
         for p, la, lo, d in zip(ports["port"], ports["lat"], ports["lon"], port_d, strict=True)
         if d <= facts.port_area_nm + 2 * facts.port_radius_nm
     ]
-    while len(keep) >= 2:
-        sub = pts.filter(pl.col("mmsi").is_in(keep))
-        vessels, reports = [], []
-        for mmsi in keep:
-            rows = sub.filter(pl.col("mmsi") == mmsi)
-            ts_s = rows["ts"].dt.epoch("s").to_numpy()
-            picked = _pick_report_rows(ts_s, rows["lat"].to_numpy(), rows["lon"].to_numpy(),
-                                       params.reports_per_vessel, facts)  # fmt: skip
-            last = rows.row(len(rows) - 1, named=True)
-            static = {c: rows[c].drop_nulls().tail(1).to_list() for c in
-                      ["vessel_name", "imo", "call_sign", "vessel_type", "length", "width", "draft", "transceiver"]}  # fmt: skip
-            static = {c: (v[0] if v else None) for c, v in static.items()}
-            vessels.append(
-                {
-                    "mmsi": int(mmsi),
-                    "name": static["vessel_name"],
-                    "imo": static["imo"],
-                    "call_sign": static["call_sign"],
-                    "vessel_type": static["vessel_type"],
-                    "type_group": type_group(static["vessel_type"]),
-                    "flag": flags.get(int(mmsi)),
-                    "transceiver": static["transceiver"],
-                    "length": static["length"],
-                    "width": static["width"],
-                    "draft": static["draft"],
-                    "status": last["status"],
-                    "status_label": status_label(last["status"]),
-                }
-            )
-            for i in picked:
-                r = rows.row(i, named=True)
-                reports.append(
-                    {
-                        "mmsi": int(mmsi),
-                        "ts": r["ts"].isoformat(),
-                        "lat": r["lat"],
-                        "lon": r["lon"],
-                        "sog": r["sog"],
-                        "cog": r["cog"],
-                        "heading": r["heading"],
-                        "status": r["status"],
-                    }
-                )
+
+    def context_of(n: int) -> dict[str, Any]:
+        vessels = [records[m][0] for m in nearest[:n]]
+        reports = [r for m in nearest[:n] for r in records[m][1]]
         rep = pl.DataFrame(reports)
         ctx = {
             "window_start": cell["window"].isoformat(),
-            "window_end": window_end.isoformat(),
+            "window_end": cell["window_end"].isoformat(),
             "center_lat": float(cell["lat"]),
             "center_lon": float(cell["lon"]),
             **{k: cell[k] for k in STRATA},
@@ -327,12 +368,23 @@ def build_context(
             "vessels": vessels,
             "reports": reports,
         }
-        ctx["text"] = serialize(ctx)
+        ctx["text"] = serialize(ctx, params.layout)
         ctx["n_tokens"] = count_tokens([ctx["text"]])[0]
+        return ctx
+
+    best = context_of(len(nearest))
+    if best["n_tokens"] <= params.token_budget:
+        return best
+    fits, too_big = None, len(nearest)  # the largest count known to fit; the smallest known not to
+    low = 2
+    while low < too_big:
+        middle = (low + too_big) // 2
+        ctx = context_of(middle)
         if ctx["n_tokens"] <= params.token_budget:
-            return ctx
-        keep = keep[:-1]
-    return None
+            fits, low = ctx, middle + 1
+        else:
+            too_big = middle
+    return fits
 
 
 def sample_contexts(

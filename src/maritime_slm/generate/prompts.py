@@ -1,5 +1,9 @@
 """Teacher prompts from template files: a shared frame (`teacher.md`) plus one guidance file per category.
 
+The frame puts the context first and the category's guidance and menu after it, so the requests about one context
+share one long identical prefix (the schema, the system message, the snapshot): what OpenAI's prompt caching bills
+at the cached price (prefixes of 1024+ tokens) and what the local llama.cpp server keeps in its KV cache.
+
 The teacher sees the context and a *menu* of question intents (fact keys with their meaning) for the category;
 it picks one and says which in `fact_key`, so the verifier knows which fact the answer must match. In `raw` mode
 the menu holds no values (the paper gave its teachers raw data only); in `facts` mode each intent shows its

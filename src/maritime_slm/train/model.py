@@ -33,15 +33,44 @@ def student_source(train: TrainParams) -> str:
     return train.model_name
 
 
-def _rope_kwargs(source: str, train: TrainParams) -> dict[str, Any]:
-    """`rope_scaling` from params as transformers 5 wants it: `rope_parameters` with `rope_type` and `rope_theta`."""
-    if not train.rope_scaling:
-        return {}
+def native_window(source: str) -> int | None:
+    """The model's native context window: what its rotary embedding was trained on (before any scaling)."""
     from transformers import AutoConfig
 
+    config = AutoConfig.from_pretrained(source)
+    rope = getattr(config, "rope_parameters", None) or {}
+    return rope.get("original_max_position_embeddings") or getattr(config, "max_position_embeddings", None)
+
+
+def effective_rope_scaling(train: TrainParams, source: str | None = None) -> dict[str, Any] | None:
+    """The rope scaling the student runs with, the base and the tuned model alike: `train.rope_scaling` only when
+    `train.max_length` exceeds the model's native window. Static scaling (YaRN) stretches every position, so a
+    model whose texts fit its window would only lose short-context quality (Qwen's advice for Qwen2.5)."""
+    if not train.rope_scaling:
+        return None
+    native = native_window(source or student_source(train))
+    if native is not None and train.max_length <= native:
+        logger.warning(
+            "train.rope_scaling not applied: max_length %d fits the model's native window of %d tokens",
+            train.max_length,
+            native,
+        )
+        return None
     wanted = dict(train.rope_scaling)
     if "type" in wanted and "rope_type" not in wanted:
         wanted["rope_type"] = wanted.pop("type")
+    if native is not None:
+        wanted.setdefault("original_max_position_embeddings", native)
+    return wanted
+
+
+def _rope_kwargs(source: str, train: TrainParams) -> dict[str, Any]:
+    """The effective rope scaling as transformers 5 wants it: `rope_parameters` with `rope_type` and `rope_theta`."""
+    wanted = effective_rope_scaling(train, source)
+    if wanted is None:
+        return {}
+    from transformers import AutoConfig
+
     current = getattr(AutoConfig.from_pretrained(source), "rope_parameters", None) or {}
     return {"rope_parameters": {**current, **wanted}}
 

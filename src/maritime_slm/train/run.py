@@ -32,7 +32,7 @@ from maritime_slm.train.data import (
     read_split,
 )
 from maritime_slm.train.export import export_gguf, export_merged, is_4bit
-from maritime_slm.train.model import add_lora, load_base, student_source
+from maritime_slm.train.model import add_lora, effective_rope_scaling, load_base, student_source
 from maritime_slm.train.report import figure_4, table_4, train_log
 from maritime_slm.train.trainer import build_trainer, prepare_checkpoint_dir, run_log_callback
 
@@ -193,9 +193,11 @@ def train_student(
         "table_4",
         "Table 4. Fine-tuning configuration and training cost",
     )
+    config = {"train": train.model_dump(mode="json"), "recipe": asdict(recipe), "summary": summary}
+    config["rope_scaling_applied"] = effective_rope_scaling(train, source)
     (stage_dir / "train_config.json").write_text(
         json.dumps(
-            {"train": train.model_dump(mode="json"), "recipe": asdict(recipe), "summary": summary},
+            config,
             indent=2,
             default=str,
         )
