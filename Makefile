@@ -12,7 +12,7 @@ STAGES ?=
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter
 export IPYTHONDIR := $(CURDIR)/.ipython
 
-.PHONY: setup converters reproduce run smoke paper-dry test test-all lint lab bench clean-venv
+.PHONY: setup setup-ray converters reproduce run smoke paper-dry test test-all lint lab bench clean-venv
 
 setup: $(VENV)/.installed converters
 
@@ -24,6 +24,13 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) requirements/no-deps.txt
 	$(PIP) install -c $(CONSTRAINTS) -e ".[train,llm,dev]"
 	$(PIP) install --no-deps -r requirements/no-deps.txt
 	$(PY) -m maritime_slm doctor
+	touch $@
+
+# The optional Ray engine (`engine.kind: ray`, the `ray` extra, pinned); CI installs it so the Ray test runs.
+setup-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PIP) install -c $(CONSTRAINTS) -e ".[ray]"
 	touch $@
 
 # llama.cpp's GGUF converters, from the sdist of the installed llama-cpp-python: fetched once into .cache/, then kept.

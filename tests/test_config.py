@@ -154,3 +154,15 @@ def test_a_key_given_as_api_key_env_is_refused_and_never_echoed():
 def test_profile_name_must_be_one_safe_folder_name(name):
     with pytest.raises(ParamsError, match="expected one folder name"):
         load_params("smoke", [f"profile={name!r}"])
+
+
+def test_engine_section_defaults_and_errors():
+    engine = load_params("smoke").engine
+    assert (engine.kind, engine.workers, engine.address) == ("local", "auto", "")
+    assert load_params("smoke", ["engine.kind=ray", "engine.workers=2"]).engine.workers == 2
+    with pytest.raises(ParamsError, match=r"key 'engine.kind'.*'local' or 'ray'"):
+        load_params("smoke", ["engine.kind=spark"])
+    with pytest.raises(ParamsError, match=r"key 'engine.workers'.*whole number >= 1 or 'auto'"):
+        load_params("smoke", ["engine.workers=0"])
+    with pytest.raises(ParamsError, match=r"key 'engine'.*engine.address is only used with engine.kind: ray"):
+        load_params("smoke", ["engine.address=ray://head:10001"])

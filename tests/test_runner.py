@@ -9,7 +9,16 @@ import time
 import pytest
 from testkit import ROOT, make_notebook
 
-from maritime_slm.runner import commit_stage_dir, load_manifest, parse_stages, recover_stage_dir, run
+from maritime_slm.config import load_params
+from maritime_slm.runner import (
+    commit_stage_dir,
+    load_manifest,
+    params_changes,
+    params_sha,
+    parse_stages,
+    recover_stage_dir,
+    run,
+)
 
 
 def test_parse_stages():
@@ -143,3 +152,15 @@ def test_kill_mid_stage_leaves_previous_stage_intact(tmp_path, python, cli_env):
     run("smoke", "02", "t", outputs_dir=out, notebooks_dir=first)
     assert not list((out / "t").glob(".generate.*"))
     assert (out / "t" / "generate" / "pairs.jsonl").read_text() == '{"v": 1}\n'
+
+
+def test_engine_is_not_part_of_a_stages_recipe(tmp_path):
+    """Where partitions ran changes no output, so switching engines never marks finished stages as stale."""
+    local = load_params("smoke")
+    entry = {"status": "done", "params_sha": params_sha(local), "params": local.model_dump(mode="json")}
+    manifest = {"stages": {"ingest": entry}}
+    on_ray = load_params("smoke", ["engine.kind=ray", "engine.workers=16"])
+    assert params_sha(on_ray) == params_sha(local)
+    assert params_changes(tmp_path, manifest, on_ray, set()) == []
+    reseeded = load_params("smoke", ["engine.kind=ray", "seed=1"])
+    assert params_changes(tmp_path, manifest, reseeded, set()) == ["  ingest: seed: 0 -> 1"]

@@ -69,6 +69,35 @@ class Section(BaseModel):
         return value
 
 
+# ---------------------------------------------------------------- engine (stages 01-02)
+class EngineParams(Section):
+    """Where the per-partition work of stages 01 and 02 runs; outputs are the same whichever engine runs it."""
+
+    kind: Literal["local", "ray"] = Field(
+        "local", description="local: a process pool on this machine; ray: a Ray cluster (the `ray` extra)"
+    )
+    workers: int | Literal["auto"] = Field(
+        "auto", description="worker processes (each held to one thread); auto = this machine's cores"
+    )
+    address: str = Field(
+        "", description="ray only: an existing cluster (`ray://head:10001`, `auto`); empty starts a local Ray"
+    )
+    retries: int = Field(2, ge=0, description="times a failed partition is redone before the stage fails")
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("expected a whole number >= 1 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> EngineParams:
+        if self.address and self.kind != "ray":
+            raise ValueError("engine.address is only used with engine.kind: ray")
+        return self
+
+
 # ---------------------------------------------------------------- 01 ingest
 class SimulateParams(Section):
     """Simulated AIS (the smoke profile and benchmarks): written as ≤2024 CSV before ingest reads it."""
@@ -83,6 +112,11 @@ class SimulateParams(Section):
         None,
         description="home ports of every vessel (names in src/maritime_slm/ais/ports.csv): dense port traffic "
         "from few vessels; None = all U.S. ports, weighted by region",
+    )
+
+    daily_files: bool = Field(
+        False,
+        description="one CSV per UTC day, as MarineCadastre ships them (stage 01 ingests days in parallel)",
     )
 
     @field_validator("ports")
@@ -498,6 +532,7 @@ class Params(Section):
         description="a dry run: every API model (teachers, editor, judge) is answered by the strict OpenAI "
         "emulator that the runner starts on a loopback port, with the profile's own request settings and prices",
     )
+    engine: EngineParams = Field(default_factory=EngineParams)
     ingest: IngestParams
     contexts: ContextParams = Field(default_factory=ContextParams)
     facts: FactsParams = Field(default_factory=FactsParams)

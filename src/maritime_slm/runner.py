@@ -122,8 +122,17 @@ def describe_outputs(stage_dir: Path) -> dict[str, dict[str, Any]]:
     return outputs
 
 
+# Where a stage ran changes nothing it writes (tests/test_engine.py checks that), so it is not part of the recipe.
+NOT_RECIPE = ("engine",)
+
+
+def recipe(params: Params) -> dict[str, Any]:
+    """The params that decide a stage's outputs."""
+    return params.model_dump(mode="json", exclude=set(NOT_RECIPE))
+
+
 def params_sha(params: Params) -> str:
-    return hashlib.sha256(dump_params(params).encode()).hexdigest()[:12]
+    return hashlib.sha256(yaml.safe_dump(recipe(params), sort_keys=False).encode()).hexdigest()[:12]
 
 
 def _now() -> str:
@@ -176,7 +185,7 @@ def _short(value: Any) -> str:
 def params_changes(run_dir: Path, manifest: dict[str, Any], params: Params, rerun: set[str]) -> list[str]:
     """One line per finished stage that this run leaves in place but that was made with other params."""
     sha = params_sha(params)
-    new = _flat(params.model_dump(mode="json"))
+    new = _flat(recipe(params))
     folder_params = run_dir / "params.yaml"
     lines = []
     for stage, entry in manifest["stages"].items():
@@ -196,8 +205,10 @@ def params_changes(run_dir: Path, manifest: dict[str, Any], params: Params, reru
                 f"  {stage}: made with params_sha {entry.get('params_sha')} (its params were not kept)"
             )
             continue
-        old = _flat(old)
+        old = _flat({k: v for k, v in old.items() if k not in NOT_RECIPE})
         keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if not keys:
+            continue
         changes = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys[:8])
         more = f"; and {len(keys) - 8} more" if len(keys) > 8 else ""
         lines.append(f"  {stage}: {changes}{more}")

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from ais_testdata import points_of
 
-from maritime_slm.ais.simulate import LABEL_KINDS, MALFORMED_FORMS, load_ports, simulate
+from maritime_slm.ais.simulate import LABEL_KINDS, MALFORMED_FORMS, load_ports, simulate, split_by_day
 
 
 def _digest(path) -> str:
@@ -129,3 +129,21 @@ def test_ports_table_is_the_shared_contract():
     houston = ports.filter(pl.col("port") == "Houston").row(0, named=True)
     assert abs(houston["lat"] - 29.73) < 0.1 and abs(houston["lon"] + 95.02) < 0.2
     assert ports["port"].is_unique().all() and ports.height >= 80
+
+
+def test_split_by_day_keeps_every_line_in_its_day(tmp_path):
+    csv, _ = simulate(
+        n_vessels=20, hours=6, start="2024-06-01T21:00:00", seed=2, malformed_lines=5, out_dir=tmp_path
+    )
+    original = csv.read_bytes()
+    days = split_by_day(csv, tmp_path / "days", block_bytes=1 << 16)  # many blocks, lines cut between them
+    assert [d.name for d in days] == ["AIS_2024_06_01.csv", "AIS_2024_06_02.csv"]
+    header, *lines = original.split(b"\n")
+    parts = [d.read_bytes() for d in days]
+    assert all(p.startswith(header + b"\n") for p in parts)
+    assert not original.endswith(b"\n") and not parts[-1].endswith(b"\n")  # the cut-off last line stays so
+    got = [line for p in parts for line in p.split(b"\n")[1:]]
+    assert sorted(got) == sorted(lines)
+    for day, text in zip(("2024-06-01", "2024-06-02"), parts, strict=True):
+        stamps = [line.split(b",")[1] for line in text.split(b"\n")[1:] if line.count(b",") == 16]
+        assert stamps and all(s.startswith(day.encode()) for s in stamps)

@@ -9,6 +9,11 @@ and the rest are appended to `points/date=YYYY-MM-DD/part-*.parquet`. Nothing is
 Memory: one block, plus 8 bytes per row of the current file during the pre-pass sort; never the number of files.
 
 Every row in is accounted for: rows in = clean + quarantined, checked per file, and a mismatch raises.
+
+Each input file is one partition (`maritime_slm.engine`): files are ingested in parallel, each into its own
+folder of points parts and a quarantine part written all at once, then the stage moves the parts into place,
+appends the quarantine parts in file order and checks the accounting per file and in total. The outputs are
+byte-identical whichever engine ran the partitions, and to ingesting the files one after another.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +36,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from maritime_slm.ais.clean import REASONS, classify, describe_rejects, key_hash_expr
 from maritime_slm.ais.readers import IngestError, RawSource, open_source
@@ -44,14 +49,25 @@ from maritime_slm.ais.schema import (
 )
 from maritime_slm.ais.vessels import build_vessels
 from maritime_slm.config import Params, resolve_input_paths
+from maritime_slm.engine import Engine, atomic_dir
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1  # fast: ingest is I/O-heavy and later stages re-read the points many times
 # Parsing a block holds roughly 1 KB per line at once (the line, its 17 pieces, typed columns) and WORKERS blocks
 # are parsed at a time, so blocks stay at or below this many lines whatever `chunk_rows` asks for.
 MAX_BLOCK_ROWS = 125_000
-WORKERS = max(1, min(4, os.cpu_count() or 1))
-OUTPUTS = ("points", "quarantine.parquet", "quality.csv", "vessels.parquet", "ingest_summary.json", "paper")
+# As many block threads as polars has: a partition worker held to one thread parses and writes in turn.
+WORKERS = max(1, min(4, pl.thread_pool_size()))
+OUTPUTS = (
+    "points",
+    "quarantine.parquet",
+    "quality.csv",
+    "vessels.parquet",
+    "ingest_summary.json",
+    "partitions.csv",
+    "paper",
+)
+WORK_DIR = "_work"  # partitions' folders while the stage runs; removed when their parts are merged
 _COMPAT = pl.CompatLevel.oldest()  # plain (large_)string Arrow types that every Parquet reader knows
 
 
@@ -88,8 +104,11 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], ahead: int = WORKERS) 
     """`map(fn, items)` on a thread pool, in order, with at most `ahead` + 1 results in flight.
 
     Polars and pyarrow release the GIL, so block k+1 is parsed while block k is written: both cores work,
-    and memory stays a few blocks.
+    and memory stays a few blocks. With one thread it is a plain `map`.
     """
+    if WORKERS == 1:
+        yield from map(fn, items)
+        return
     with ThreadPoolExecutor(WORKERS) as pool:
         pending: deque = deque()
         for item in items:
@@ -263,12 +282,57 @@ def quality_table(reason_counts: dict[str, int], rows_clean: int) -> pl.DataFram
 
 
 def _clear_outputs(out_dir: Path) -> None:
-    for name in OUTPUTS:
+    for name in (*OUTPUTS, WORK_DIR):
         target = out_dir / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One input file as a partition of the ingest stage."""
+
+    path: Path
+    index: int
+    work_dir: Path
+    chunk_rows: int
+
+
+def _partition_dir(work_dir: Path, index: int) -> Path:
+    return work_dir / f"file-{index:05d}"
+
+
+def ingest_partition(task: FileTask) -> dict[str, Any]:
+    """Ingest one file into its own folder (points parts + quarantine part), which appears only complete."""
+    with atomic_dir(_partition_dir(task.work_dir, task.index)) as tmp:
+        quarantine = _writer(tmp / "quarantine.parquet", QUARANTINE_ARROW)
+        try:
+            return ingest_file(task.path, task.index, tmp, quarantine, task.chunk_rows)
+        finally:
+            quarantine.close()
+
+
+def _merge_partition(
+    part_dir: Path, result: dict[str, Any], out_dir: Path, quarantine: pq.ParquetWriter
+) -> None:
+    """Move one file's points parts into points/ and append its quarantine row groups, after checking both
+    against the file's own accounting: a lost or short part fails here, never silently."""
+    parts = sorted((part_dir / "points").glob("date=*/*.parquet"))
+    clean = sum(pq.read_metadata(p).num_rows for p in parts)
+    with pq.ParquetFile(part_dir / "quarantine.parquet") as rejects:
+        if clean != result["rows_clean"] or rejects.metadata.num_rows != result["rows_quarantined"]:
+            raise RowAccountingError(
+                f"{result['path']}: its partition holds {clean} clean + {rejects.metadata.num_rows} quarantined "
+                f"rows, its accounting says {result['rows_clean']} + {result['rows_quarantined']}"
+            )
+        for group in range(rejects.num_row_groups):
+            quarantine.write_table(rejects.read_row_group(group).cast(QUARANTINE_ARROW))
+    for part in parts:
+        target = out_dir / "points" / part.parent.name / part.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)
 
 
 def ingest_files(
@@ -278,19 +342,30 @@ def ingest_files(
     chunk_rows: int = 1_000_000,
     progress: bool = True,
     vessels: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
-    """Ingest `paths` into `out_dir` (points/, quarantine.parquet, quality.csv, vessels.parquet)."""
+    """Ingest `paths` into `out_dir` (points/, quarantine.parquet, quality.csv, vessels.parquet).
+
+    Files are partitions of `engine` (None: one after another in this process); the outputs do not depend on it.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_outputs(out_dir)
     started = time.perf_counter()
-    files = []
+    engine = engine or Engine(None, progress=progress)
+    work = out_dir / WORK_DIR
+    tasks = [FileTask(Path(p), i, work, chunk_rows) for i, p in enumerate(paths)]
+    done = len(engine.timings)
+    files = engine.map(
+        ingest_partition, tasks, keys=[t.path.name for t in tasks], desc="ingest", permanent=(IngestError,)
+    )
     quarantine = _writer(out_dir / "quarantine.parquet", QUARANTINE_ARROW)
     try:
-        for index, path in enumerate(tqdm(paths, desc="ingest", unit="file", disable=not progress)):
-            files.append(ingest_file(Path(path), index, out_dir, quarantine, chunk_rows))
+        for task, result in zip(tasks, files, strict=True):
+            _merge_partition(_partition_dir(work, task.index), result, out_dir, quarantine)
     finally:
         quarantine.close()
+    shutil.rmtree(work, ignore_errors=True)
     seconds_rows = time.perf_counter() - started
     reason_counts = dict(
         pl.scan_parquet(out_dir / "quarantine.parquet").group_by("reason").len().collect().iter_rows()
@@ -329,16 +404,20 @@ def ingest_files(
         "seconds_rows": round(seconds_rows, 3),
         "seconds_vessels": round(seconds - seconds_rows, 3),
         "rows_per_s": round(rows_in / seconds_rows) if seconds_rows > 0 else None,
+        "engine": engine.describe(),
+        "partitions": engine.timings[done:],
     }
 
 
 def run_ingest(
     params: Params, stage_dir: str | Path, *, progress: bool = True, paper: bool = True
 ) -> dict[str, Any]:
-    """The 01_ingest stage: (simulate, then) ingest `params.ingest` inputs into `stage_dir`.
+    """The 01_ingest stage: (simulate, then) ingest `params.ingest` inputs into `stage_dir`, files in parallel
+    under `params.engine`.
 
     Writes points/ (hive `date=YYYY-MM-DD/`), quarantine.parquet, quality.csv, vessels.parquet,
-    ingest_summary.json and, with `paper`, figure_1.png, figure_2.png and table_1_ingest.csv/.md in paper/.
+    ingest_summary.json (with the per-file timing table) and, with `paper`, figure_1.png, figure_2.png and
+    table_1_ingest.csv/.md in paper/.
     """
     cfg = params.ingest
     stage_dir = Path(stage_dir)
@@ -349,7 +428,7 @@ def run_ingest(
         raise IngestError(f"ingest.inputs: no file matches {missing}")
     simulated = None
     if cfg.simulate is not None:
-        from maritime_slm.ais.simulate import simulate
+        from maritime_slm.ais.simulate import simulate, split_by_day
 
         sim = cfg.simulate
         started = time.perf_counter()
@@ -363,13 +442,21 @@ def run_ingest(
             out_dir=stage_dir / "raw",
             ports=sim.ports,
         )
+        simulated_files = [csv_path]
+        if sim.daily_files:
+            simulated_files = split_by_day(csv_path, stage_dir / "raw" / "days")
+            csv_path.unlink()
         simulated = {
-            "csv": str(csv_path),
+            "files": [str(p) for p in simulated_files],
             "labels": str(labels_path),
             "seconds": round(time.perf_counter() - started, 3),
         }
-        inputs = [csv_path, *inputs]
-    summary = ingest_files(inputs, stage_dir, chunk_rows=cfg.chunk_rows, progress=progress)
+        if not sim.daily_files:
+            simulated["csv"] = str(csv_path)
+        inputs = [*simulated_files, *inputs]
+    with Engine(params.engine, progress=progress) as engine:
+        summary = ingest_files(inputs, stage_dir, chunk_rows=cfg.chunk_rows, progress=progress, engine=engine)
+    pl.DataFrame(summary["partitions"]).write_csv(stage_dir / "partitions.csv")
     if not summary["rows_clean"]:
         per_file = "; ".join(
             f"{f['path']}: {f['rows_in']} data rows, {f['rows_quarantined']} quarantined"

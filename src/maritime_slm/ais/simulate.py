@@ -24,6 +24,7 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -882,3 +883,58 @@ def vessels_for_rows(rows: int, hours: float = 24.0, seed: int = 0) -> int:
     plan = _Anomalies({}, {}, {}, {}, [])
     cols, _ = _block_rows(rng, fleet, np.arange(300), hours, plan, datetime(2024, 1, 1))
     return max(1, round(rows / (cols["vi"].size / 300)))
+
+
+_DAY = r"^[^,]*,(\d{4})-(\d{2})-(\d{2})T"
+
+
+def split_by_day(csv_path: str | Path, out_dir: str | Path, block_bytes: int = 64 << 20) -> list[Path]:
+    """Split a simulated CSV into one `AIS_YYYY_MM_DD.csv` per UTC day (MarineCadastre's layout), each with
+    the header; returns them in date order.
+
+    A line without a readable date (a malformed one) goes with the line before it; lines are copied as they
+    are, and a last line without a newline stays without one. Memory: one block.
+    """
+    csv_path, out_dir = Path(csv_path), Path(out_dir)
+    if out_dir.resolve() == csv_path.parent.resolve():
+        raise ValueError(f"split_by_day: write the daily files to another folder than {csv_path.parent}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, BinaryIO] = {}
+    last_day: str | None = None
+    try:
+        with csv_path.open("rb") as fh:
+            header = fh.readline()
+            rest = b""
+            while True:
+                chunk = fh.read(block_bytes)
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1 if chunk else len(data)
+                block, rest = data[:cut], data[cut:]
+                if block:
+                    text = block.decode("utf-8")
+                    unterminated = not text.endswith("\n")
+                    lines = text.split("\n")
+                    if not unterminated:
+                        lines.pop()
+                    days = pl.Series(lines, dtype=pl.String).str.extract_groups(_DAY).struct.unnest()
+                    days = days.select(pl.concat_str(pl.all(), separator="_")).to_series().forward_fill()
+                    if last_day is not None:
+                        days = days.fill_null(last_day)
+                    days = days.backward_fill()
+                    if days.null_count():
+                        raise ValueError(f"split_by_day: {csv_path} has no line with a date")
+                    frame = pl.DataFrame({"line": lines, "day": days})
+                    for (day,), group in frame.group_by("day", maintain_order=True):
+                        if day not in handles:
+                            handles[day] = (out_dir / f"AIS_{day}.csv").open("wb")
+                            handles[day].write(header)
+                        body = "\n".join(group["line"].to_list())
+                        newline = "" if unterminated and day == days[-1] else "\n"
+                        handles[day].write((body + newline).encode("utf-8"))
+                    last_day = days[-1]
+                if not chunk:
+                    break
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return [out_dir / f"AIS_{day}.csv" for day in sorted(handles)]

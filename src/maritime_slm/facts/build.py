@@ -1,9 +1,14 @@
-"""Contexts and fact sheets for a run, from the ingest stage's outputs (what notebook 02 calls first)."""
+"""Contexts, fact sheets and event tables for a run, from the ingest stage's outputs (what notebook 02 calls first).
+
+The data work runs in partitions under `params.engine` (`facts.partitions`); contexts and their fact sheets are
+assembled in the driver from the chosen cells' reports: that part grows with `contexts.n_contexts`, not with rows.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +17,15 @@ import polars as pl
 
 from maritime_slm.ais.mid import flag_state_expr, mid_expr
 from maritime_slm.config import Params
-from maritime_slm.facts.contexts import sample_contexts
+from maritime_slm.engine import Engine
+from maritime_slm.facts.contexts import assemble_contexts, strata_table
 from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.facts.partitions import stage_data
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.models import count_tokens
 
 FACTS_VERSION = "1"
+WORK_DIR = "_work"  # the partitions' shuffle files while the stage runs
 
 
 def facts_version(params: Params) -> str:
@@ -30,6 +38,7 @@ def facts_version(params: Params) -> str:
 
 
 def read_points(ingest_dir: Path) -> pl.LazyFrame:
+    """All clean points of a run at once (the single-process view that the partitions reproduce)."""
     return pl.scan_parquet(ingest_dir / "points" / "**" / "*.parquet", hive_partitioning=False)
 
 
@@ -40,12 +49,25 @@ def read_flags(ingest_dir: Path) -> dict[int, str]:
     return {m: f for m, f in flags.iter_rows() if f}
 
 
-def build_contexts_and_facts(ingest_dir: Path, params: Params, out_dir: Path) -> dict[str, Any]:
-    """Writes contexts.jsonl, facts.jsonl, candidates.parquet and strata.csv; returns what it wrote."""
+def build_contexts_and_facts(
+    ingest_dir: Path, params: Params, out_dir: Path, *, progress: bool = True
+) -> dict[str, Any]:
+    """Writes contexts.jsonl, facts.jsonl, candidates.parquet, strata.csv, events/<kind>.parquet and
+    partitions.csv (one row per partition run); returns what it wrote."""
+    ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    contexts, cells, strata = sample_contexts(
-        read_points(ingest_dir), read_flags(ingest_dir), params.contexts, params.facts, count_tokens
-    )
+    work = out_dir / WORK_DIR
+    shutil.rmtree(work, ignore_errors=True)
+    with Engine(params.engine, progress=progress) as engine:
+        data = stage_data(ingest_dir, params, work, engine)
+        described = engine.describe()
+    shutil.rmtree(work, ignore_errors=True)
+    seconds_data = time.perf_counter() - started
+    contexts = assemble_contexts(
+        data["chosen"], data["points"], read_flags(ingest_dir), params.contexts, params.facts, count_tokens,
+        progress,
+    )  # fmt: skip
     version = facts_version(params)
     facts = {ctx["context_id"]: compute_facts(ctx, params.facts) for ctx in contexts}
     with (out_dir / "contexts.jsonl").open("w") as fh:
@@ -54,14 +76,27 @@ def build_contexts_and_facts(ingest_dir: Path, params: Params, out_dir: Path) ->
     with (out_dir / "facts.jsonl").open("w") as fh:
         for cid, sheet in facts.items():
             fh.write(json.dumps({"context_id": cid, "facts_version": version, "facts": sheet}) + "\n")
+    cells = data["cells"]
+    strata = strata_table(cells, data["chosen"])
     cells.write_parquet(out_dir / "candidates.parquet")
     strata.write_csv(out_dir / "strata.csv")
+    (out_dir / "events").mkdir(exist_ok=True)
+    for kind, table in data["events"].items():
+        table.write_parquet(out_dir / "events" / f"{kind}.parquet")
+    partitions = pl.DataFrame(engine.timings)
+    partitions.write_csv(out_dir / "partitions.csv")
     return {
         "contexts": contexts,
         "facts": facts,
         "candidates": cells,
         "strata": strata,
+        "events": data["events"],
         "facts_version": version,
+        "engine": described,
+        "partitions": partitions,
+        "rows": data["rows"],
+        "days": data["days"],
+        "seconds_data": round(seconds_data, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }
 

@@ -63,7 +63,7 @@ def with_cell_keys(points: pl.LazyFrame, params: ContextParams) -> pl.LazyFrame:
     """Ship reports keyed by their (time window, grid cell): the unit a context is drawn from."""
     cell = params.cell_deg
     return points.filter(pl.col("station_kind") == "ship").with_columns(
-        window=pl.col("ts").dt.truncate(f"{int(params.window_minutes * 60)}s"),
+        window=pl.col("ts").dt.truncate(f"{window_seconds(params)}s"),
         cell_lat=(pl.col("lat") / cell).floor().cast(pl.Int32),
         cell_lon=(pl.col("lon") / cell).floor().cast(pl.Int32),
     )
@@ -98,11 +98,9 @@ def assign_strata(cells: pl.DataFrame, params: ContextParams, facts: FactsParams
     ports = load_ports()
     if cells.is_empty():
         return cells.with_columns(
-            [pl.lit(None, pl.String).alias(c) for c in ["region", "area", "time_of_day", "density"]]
-            + [
-                pl.lit(None, pl.String).alias("nearest_port"),
-                pl.lit(None, pl.Float64).alias("nearest_port_nm"),
-            ]
+            pl.lit(None, pl.String).alias("nearest_port"),
+            pl.lit(None, pl.Float64).alias("nearest_port_nm"),
+            *[pl.lit(None, pl.String).alias(c) for c in ["region", "area", "time_of_day", "density"]],
         )
     dist = haversine_nm(
         cells["lat"].to_numpy()[:, None],
@@ -331,8 +329,12 @@ def build_context(
 ) -> dict[str, Any] | None:
     """One context from the points of its (window, cell): the vessels nearest the cell's centre, as many as fit the
     token budget (at least 2). A context's tokens grow with every vessel added (its lines come last), so the
-    largest count that fits is found by bisection: a few counts of the text instead of one per vessel dropped."""
-    pts = points.sort("mmsi", "ts")
+    largest count that fits is found by bisection: a few counts of the text instead of one per vessel dropped.
+
+    Points are ordered by (mmsi, ts, lat, lon), a key that ingest keeps unique, so the context does not depend
+    on the order they were read in.
+    """
+    pts = points.sort("mmsi", "ts", "lat", "lon")
     latest = pts.group_by("mmsi", maintain_order=True).last()
     dist = haversine_nm(latest["lat"].to_numpy(), latest["lon"].to_numpy(), cell["lat"], cell["lon"])
     order = [int(m) for m in latest["mmsi"].to_numpy()[np.argsort(dist, kind="stable")]]
@@ -387,6 +389,45 @@ def build_context(
     return fits
 
 
+def window_seconds(params: ContextParams) -> int:
+    return int(params.window_minutes * 60)
+
+
+def choose_cells(cells: pl.DataFrame, params: ContextParams) -> pl.DataFrame:
+    """The stratified sample of candidate cells, with each window's end."""
+    chosen = stratified_sample(cells, params.n_contexts, params.seed)
+    return chosen.with_columns(window_end=pl.col("window") + pl.duration(seconds=window_seconds(params)))
+
+
+def cell_points(points: pl.LazyFrame, chosen: pl.DataFrame, params: ContextParams) -> pl.LazyFrame:
+    """The ship reports of the chosen (window, cell)s, keyed by them."""
+    keys = chosen.select("window", "cell_lat", "cell_lon")
+    return with_cell_keys(points, params).join(keys.lazy(), on=["window", "cell_lat", "cell_lon"], how="semi")
+
+
+def assemble_contexts(
+    chosen: pl.DataFrame,
+    points: pl.DataFrame,
+    flags: dict[int, str],
+    params: ContextParams,
+    facts: FactsParams,
+    count_tokens,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Contexts of the chosen cells, in sample order, from their points (`cell_points`); ids count kept ones."""
+    from tqdm.auto import tqdm
+
+    by_cell = points.partition_by("window", "cell_lat", "cell_lon", as_dict=True)
+    contexts = []
+    for row in tqdm(chosen.iter_rows(named=True), total=len(chosen), desc="contexts", disable=not progress):
+        key = (row["window"], row["cell_lat"], row["cell_lon"])
+        ctx = build_context(row, by_cell[key], flags, params, facts, count_tokens)
+        if ctx is not None:
+            ctx["context_id"] = f"ctx-{len(contexts):05d}"
+            contexts.append(ctx)
+    return contexts
+
+
 def sample_contexts(
     points: pl.LazyFrame,
     flags: dict[int, str],
@@ -395,31 +436,10 @@ def sample_contexts(
     count_tokens,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame, pl.DataFrame]:
-    """(contexts, all candidate cells with strata, strata table). Deterministic for a seed."""
-    from tqdm.auto import tqdm
-
+    """(contexts, all candidate cells with strata, strata table) from all points at once. Deterministic for a
+    seed; `facts.partitions` computes the same in day partitions."""
     cells = assign_strata(candidate_cells(points, params), params, facts)
-    chosen = stratified_sample(cells, params.n_contexts, params.seed)
-    window = pl.duration(seconds=int(params.window_minutes * 60))
-    chosen = chosen.with_columns(window_end=pl.col("window") + window)
-    keys = chosen.select("window", "cell_lat", "cell_lon")
-    pts = (
-        with_cell_keys(points, params)
-        .join(keys.lazy(), on=["window", "cell_lat", "cell_lon"], how="semi")
-        .collect(engine="streaming")
-    )
-    by_cell = pts.partition_by("window", "cell_lat", "cell_lon", as_dict=True)
-    contexts = []
-    for row in tqdm(chosen.iter_rows(named=True), total=len(chosen), desc="contexts", disable=not progress):
-        ctx = build_context(
-            row,
-            by_cell[(row["window"], row["cell_lat"], row["cell_lon"])],
-            flags,
-            params,
-            facts,
-            count_tokens,
-        )
-        if ctx is not None:
-            ctx["context_id"] = f"ctx-{len(contexts):05d}"
-            contexts.append(ctx)
+    chosen = choose_cells(cells, params)
+    pts = cell_points(points, chosen, params).collect(engine="streaming")
+    contexts = assemble_contexts(chosen, pts, flags, params, facts, count_tokens, progress)
     return contexts, cells, strata_table(cells, chosen)

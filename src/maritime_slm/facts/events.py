@@ -9,6 +9,8 @@ Times are UTC datetimes, durations in minutes, distances in nm, speeds in knots.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import polars as pl
 
@@ -21,6 +23,8 @@ from maritime_slm.facts.zones import Zone, load_zones
 
 # Status codes whose low-speed dwell is declared, hence not loitering: 1 at anchor, 5 moored.
 DECLARED_STATIONARY = (1, 5)
+SNAPSHOT_MINUTES = 5.0  # encounter snapshots: every vessel dead-reckoned to a grid of this step
+VESSEL_EVENTS = ("gaps", "jumps", "loitering", "status", "speed_zones")  # each about one vessel's own track
 
 
 def _lazy(tracks: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -461,27 +465,25 @@ def _candidate_pairs(
     )
 
 
-def close_encounters(
+def encounter_hits(
     tracks,
     close_nm: float,
     horizon_min: float,
-    step_min: float = 5.0,
+    step_min: float = SNAPSHOT_MINUTES,
     min_rel_speed_kn: float = 1.0,
     cell_nm: float = 3.0,
+    bins: tuple[datetime, datetime] | None = None,
 ) -> pl.DataFrame:
-    """Pairs predicted to pass within `close_nm` in the next `horizon_min` minutes, as episodes.
+    """Every (snapshot, pair) that qualifies as a close encounter (see `close_encounters`), one row each.
 
-    Every `step_min` minutes each vessel's latest report is dead-reckoned to the snapshot time; a pair
-    qualifies at that snapshot when it is closing (0 < TCPA <= horizon), CPA < close_nm, and its relative
-    speed is >= min_rel_speed_kn (moored neighbours with jittery SOG are not encounters). Consecutive
-    qualifying snapshots of a pair form one episode, described at its first snapshot (ts = start): the
-    situation when risk first arises fixes the COLREGs roles (Rule 13(d)), so encounter and give_way are
-    classified there (see `classify_encounter`; "first"/"second" mean mmsi_1 < mmsi_2); min_cpa_nm is the
-    smallest predicted CPA over the episode. Columns: mmsi_1, mmsi_2, start, end, n_snapshots, min_cpa_nm,
-    ts, distance_nm, cpa_nm, tcpa_min, cpa_time, encounter, give_way, give_way_mmsi, lat_1, lon_1, sog_1,
-    cog_1, lat_2, lon_2, sog_2, cog_2 (positions dead-reckoned to ts).
+    A snapshot at t uses only reports in [t - step, t), so with `bins` = (start, end) only snapshots whose
+    interval starts in [start, end) are kept and the hits of disjoint time ranges simply add up: a day's
+    hits need that day's reports plus, when the step does not divide a day, the next day's first step.
     """
     snaps = snapshot_positions(tracks, step_min)
+    if bins is not None:
+        opened = pl.col("snap") - pl.duration(seconds=max(1, round(step_min * 60)))
+        snaps = snaps.filter((opened >= bins[0]) & (opened < bins[1]))
     pairs = _candidate_pairs(snaps, close_nm, horizon_min, min_rel_speed_kn / 2.0, cell_nm).collect()
     kin = ("lat", "lon", "sog", "cog")
 
@@ -498,6 +500,16 @@ def close_encounters(
         heading1=hits["heading_1"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         heading2=hits["heading_2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
     )
+    return hits.with_columns(
+        encounter=pl.Series(np.asarray(encounter, dtype=str).ravel(), dtype=pl.String),
+        give_way=pl.Series(np.asarray(give_way, dtype=str).ravel(), dtype=pl.String),
+        distance_nm=haversine_nm_expr(pl.col("lat_1"), pl.col("lon_1"), pl.col("lat_2"), pl.col("lon_2")),
+    )
+
+
+def encounter_episodes(hits: pl.DataFrame, step_min: float = SNAPSHOT_MINUTES) -> pl.DataFrame:
+    """Consecutive qualifying snapshots of a pair as one episode (the columns of `close_encounters`)."""
+    kin = ("lat", "lon", "sog", "cog")
     step_us = max(1, round(step_min * 60)) * 1_000_000
     keys = ["mmsi_1", "mmsi_2"]
     new = (pl.col("snap") - pl.col("snap").shift(1)).dt.total_microseconds() > step_us
@@ -507,12 +519,7 @@ def close_encounters(
     give_way_mmsi = pl.when(pl.col("give_way") == "first").then(pl.col("mmsi_1"))
     give_way_mmsi = give_way_mmsi.when(pl.col("give_way") == "second").then(pl.col("mmsi_2"))
     return (
-        hits.with_columns(
-            encounter=pl.Series(np.asarray(encounter, dtype=str).ravel(), dtype=pl.String),
-            give_way=pl.Series(np.asarray(give_way, dtype=str).ravel(), dtype=pl.String),
-            distance_nm=haversine_nm_expr(pl.col("lat_1"), pl.col("lon_1"), pl.col("lat_2"), pl.col("lon_2")),
-        )
-        .sort(keys + ["snap"])
+        hits.sort(keys + ["snap"])
         .with_columns(_episode=new.fill_null(True).cum_sum())
         .group_by("_episode", maintain_order=True)
         .agg(
@@ -544,11 +551,33 @@ def close_encounters(
     )
 
 
-def detect_events(tracks, params: FactsParams, zones: list[Zone] | None = None) -> dict[str, pl.DataFrame]:
-    """All event tables for a tracks frame, with thresholds from `FactsParams`.
+def close_encounters(
+    tracks,
+    close_nm: float,
+    horizon_min: float,
+    step_min: float = SNAPSHOT_MINUTES,
+    min_rel_speed_kn: float = 1.0,
+    cell_nm: float = 3.0,
+) -> pl.DataFrame:
+    """Pairs predicted to pass within `close_nm` in the next `horizon_min` minutes, as episodes.
 
-    Keys: gaps, jumps, loitering, status, speed_zones, encounters. The tracks are materialised once.
+    Every `step_min` minutes each vessel's latest report is dead-reckoned to the snapshot time; a pair
+    qualifies at that snapshot when it is closing (0 < TCPA <= horizon), CPA < close_nm, and its relative
+    speed is >= min_rel_speed_kn (moored neighbours with jittery SOG are not encounters). Consecutive
+    qualifying snapshots of a pair form one episode, described at its first snapshot (ts = start): the
+    situation when risk first arises fixes the COLREGs roles (Rule 13(d)), so encounter and give_way are
+    classified there (see `classify_encounter`; "first"/"second" mean mmsi_1 < mmsi_2); min_cpa_nm is the
+    smallest predicted CPA over the episode. Columns: mmsi_1, mmsi_2, start, end, n_snapshots, min_cpa_nm,
+    ts, distance_nm, cpa_nm, tcpa_min, cpa_time, encounter, give_way, give_way_mmsi, lat_1, lon_1, sog_1,
+    cog_1, lat_2, lon_2, sog_2, cog_2 (positions dead-reckoned to ts).
     """
+    hits = encounter_hits(tracks, close_nm, horizon_min, step_min, min_rel_speed_kn, cell_nm)
+    return encounter_episodes(hits, step_min)
+
+
+def vessel_events(tracks, params: FactsParams, zones: list[Zone] | None = None) -> dict[str, pl.DataFrame]:
+    """The events about one vessel's own track (`VESSEL_EVENTS`): tracks of any set of whole vessels give
+    exactly their rows of the all-vessel tables."""
     df = tracks.collect() if isinstance(tracks, pl.LazyFrame) else tracks
     return {
         "gaps": reporting_gaps(df, params.gap_minutes),
@@ -556,5 +585,16 @@ def detect_events(tracks, params: FactsParams, zones: list[Zone] | None = None) 
         "loitering": loitering(df, params.loiter_radius_nm, params.loiter_minutes),
         "status": status_inconsistencies(df),
         "speed_zones": speed_zone_violations(df, zones),
+    }
+
+
+def detect_events(tracks, params: FactsParams, zones: list[Zone] | None = None) -> dict[str, pl.DataFrame]:
+    """All event tables for a tracks frame, with thresholds from `FactsParams`.
+
+    Keys: gaps, jumps, loitering, status, speed_zones, encounters. The tracks are materialised once.
+    """
+    df = tracks.collect() if isinstance(tracks, pl.LazyFrame) else tracks
+    return {
+        **vessel_events(df, params, zones),
         "encounters": close_encounters(df, params.close_encounter_nm, params.cpa_horizon_min),
     }

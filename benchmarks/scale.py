@@ -1,0 +1,308 @@
+"""Scale benchmark: stage 01 (ingest) and stage 02's data work over simulated days, 1 and 2 local workers and Ray.
+
+The job, for every configuration: ingest `--days` daily CSV files (simulated U.S. AIS at `--rows-per-day`, the
+MarineCadastre daily volume being ~8.5 M) with the project's engine, then stage 02's data work on the result
+(day partitions: candidate windows, encounter snapshots, the vessel-bucket shuffle; bucket partitions: tracks
+and per-vessel events; day partitions again: the chosen contexts' reports). Each worker is held to one thread.
+
+Each configuration runs in its own child process, one after another; the child times each step, sums the
+partitions' own seconds, and reads every worker's peak RSS. Reported: rows/s, speed-up and parallel efficiency
+against one worker, peak RSS per worker and of the driver, and a projection to a year of U.S. AIS (3.2 B rows)
+on one 16-core machine and on a 4-node cluster, with its assumptions printed beside it. Results go to stdout and
+to `benchmarks/results/scale-<timestamp>.{csv,md,json}`.
+
+    .venv/bin/python benchmarks/scale.py [--days 7] [--rows-per-day 8.5e6] [--configs local1,local2,ray2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+YEAR_ROWS = 3_200_000_000
+CONFIGS = {"local1": ("local", 1), "local2": ("local", 2), "ray2": ("ray", 2)}
+STEPS = ("ingest", "vessels", "stage02")
+CORES, NODES = 16, 4
+
+
+# ------------------------------------------------------------------ the child: one configuration, timed
+def warm(_: int) -> int:
+    """Start-up, outside the timings: import the stage modules in a worker (and hold it briefly, so that every
+    worker of the pool takes one)."""
+    import maritime_slm.ais.ingest  # noqa: F401
+    import maritime_slm.facts.partitions  # noqa: F401
+
+    time.sleep(0.5)
+    return os.getpid()
+
+
+def worker(config: str, days_dir: Path, out: Path) -> None:
+    from maritime_slm.ais.ingest import ingest_files
+    from maritime_slm.config import EngineParams, load_params
+    from maritime_slm.engine import Engine, peak_rss_mb
+    from maritime_slm.facts.partitions import stage_data
+
+    kind, workers = CONFIGS[config]
+    params = load_params("default")
+    params.engine = EngineParams(kind=kind, workers=workers)
+    files = sorted(days_dir.glob("AIS_*.csv"))
+    shutil.rmtree(out, ignore_errors=True)
+    result: dict = {"config": config, "kind": kind, "workers": workers, "files": len(files)}
+    with Engine(params.engine, progress=False) as engine:
+        started = time.perf_counter()
+        engine.map(warm, list(range(workers)), desc="start")
+        result["start_seconds"] = time.perf_counter() - started
+        cpu = time.process_time()
+        summary = ingest_files(files, out / "ingest", progress=False, engine=engine)
+        result["ingest"] = {"rows": summary["rows_in"], "seconds": summary["seconds_rows"]}
+        result["vessels"] = {"rows": summary["rows_clean"], "seconds": summary["seconds_vessels"]}
+        started = time.perf_counter()
+        data = stage_data(out / "ingest", params, out / "work", engine)
+        result["stage02"] = {"rows": data["rows"], "seconds": time.perf_counter() - started}
+        result["driver_cpu_seconds"] = time.process_time() - cpu
+        timings = [t for t in engine.timings if t["step"] != "start"]
+    step_of = {
+        "ingest": "ingest",
+        "days": "stage02",
+        "vessel buckets": "stage02",
+        "context points": "stage02",
+    }
+    for step in ("ingest", "stage02"):
+        rows = [t for t in timings if step_of[t["step"]] == step]
+        result[step]["partition_seconds"] = sum(t["seconds"] for t in rows)
+        result[step]["partition_cpu_seconds"] = sum(t["cpu_seconds"] for t in rows)
+        result[step]["partitions"] = len(rows)
+    peaks: dict[str, float] = {}
+    for t in timings:
+        peaks[t["worker"]] = max(peaks.get(t["worker"], 0.0), t["peak_rss_mb"])
+    result["worker_peak_rss_mb"] = peaks
+    result["driver_peak_rss_mb"] = peak_rss_mb()
+    result["timings"] = timings
+    shutil.rmtree(out, ignore_errors=True)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ------------------------------------------------------------------ the parent: data, children, table
+def simulated_days(days: int, rows_per_day: int, workdir: Path, seed: int) -> tuple[Path, float]:
+    """`days` daily CSV files of about `rows_per_day` rows each (cached): (their folder, seconds)."""
+    folder = workdir / f"data-{days}d-{rows_per_day}-{seed}"
+    done = folder / "DONE"
+    if done.exists():
+        return folder / "days", 0.0
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, __file__, "--simulate", str(rows_per_day), "--days", str(days), "--seed", str(seed),
+         "--out", str(folder)],
+        check=True, cwd=ROOT,
+    )  # fmt: skip
+    done.write_text("ok")
+    return folder / "days", time.perf_counter() - started
+
+
+def simulate_into(rows_per_day: int, days: int, seed: int, out: Path) -> None:
+    from maritime_slm.ais.simulate import simulate, split_by_day, vessels_for_rows
+
+    csv, _ = simulate(
+        n_vessels=vessels_for_rows(rows_per_day, 24.0), hours=24.0 * days, start="2024-03-01T00:00:00",
+        seed=seed, anomaly_rate=0.05, malformed_lines=50, out_dir=out,
+    )  # fmt: skip
+    split_by_day(csv, out / "days")
+    csv.unlink()
+
+
+def run_child(config: str, days_dir: Path, out: Path, timeout: float) -> dict:
+    load = os.getloadavg()[0]
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", config, "--input", str(days_dir), "--out", str(out)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"config": config, "error": (proc.stderr or proc.stdout)[-2000:]}
+    result = json.loads(lines[-1][len("RESULT ") :])
+    result["load_avg_1m"] = round(load, 2)
+    return result
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+    """One row per (configuration, step), with speed-up and efficiency against local1 where it ran."""
+    base = {r["config"]: r for r in results if "error" not in r}.get("local1")
+    rows = []
+    for r in results:
+        if "error" in r:
+            rows.append({"config": r["config"], "step": "failed", "error": r["error"][-300:]})
+            continue
+        peak = max(r["worker_peak_rss_mb"].values(), default=0.0)
+        for step in STEPS:
+            s = r[step]
+            row = {
+                "config": r["config"],
+                "workers": r["workers"],
+                "step": step,
+                "rows": s["rows"],
+                "seconds": round(s["seconds"], 2),
+                "rows_per_s": round(s["rows"] / s["seconds"]) if s["seconds"] else None,
+                "partition_seconds": round(s.get("partition_seconds", 0.0), 2),
+                "partitions": s.get("partitions", 0),
+                "worker_peak_rss_mb": round(peak) if step != "vessels" else None,
+                "driver_peak_rss_mb": round(r["driver_peak_rss_mb"]),
+                "start_seconds": round(r["start_seconds"], 2),
+                "load_avg_1m": r["load_avg_1m"],
+            }
+            if base and s["seconds"]:
+                row["speed_up"] = round(base[step]["seconds"] / s["seconds"], 2)
+                row["efficiency"] = round(row["speed_up"] / r["workers"], 2) if step != "vessels" else None
+            rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = ["config", "step", "rows", "seconds", "rows_per_s", "speed_up", "efficiency", "partition_seconds",
+            "worker_peak_rss_mb", "driver_peak_rss_mb", "start_seconds", "load_avg_1m"]  # fmt: skip
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            cells.append("-" if v is None else f"{v:,}" if isinstance(v, int) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def projection(results: list[dict]) -> str:
+    """A year (3.2 B rows) on one 16-core machine and on 4 such nodes, from the measured per-core rate, the
+    measured 2-worker efficiency and the measured driver (serial) time, with the arithmetic spelled out."""
+    by = {r["config"]: r for r in results if "error" not in r}
+    if "local1" not in by:
+        return "\n(no projection: the local1 configuration did not run)\n"
+    one = by["local1"]
+    out = ["", "Projection to a year of U.S. AIS (3.2 B rows). Assumptions: partitions scale with rows; each "
+           "worker keeps the one-worker rate times the measured efficiency; the driver's work (merging parts, "
+           "the vessel table, sampling) does not get faster with more workers or nodes; I/O keeps up."]  # fmt: skip
+    for label, steps in (("ingest", ("ingest", "vessels")), ("ingest + stage 02 data", STEPS)):
+        rows = one["ingest"]["rows"]
+        work = sum(one[s].get("partition_seconds", 0.0) for s in steps)
+        serial = sum(one[s]["seconds"] for s in steps) - work
+        rate = rows / work  # rows per core-second, one worker held to one thread
+        scale = YEAR_ROWS / rows
+        for name, eff_config in (("local", "local2"), ("ray", "ray2")):
+            if eff_config not in by:
+                continue
+            two = by[eff_config]
+            eff = sum(one[s]["seconds"] for s in steps) / sum(two[s]["seconds"] for s in steps) / 2
+            node = YEAR_ROWS / (rate * CORES * eff) + serial * scale
+            line = (
+                f"- {label}, {name} efficiency {eff:.2f}: one {CORES}-core machine = 3.2e9 / ({rate:,.0f} rows/s "
+                f"x {CORES} x {eff:.2f}) + {serial:.1f} s driver x {scale:,.0f} = {node / 60:,.1f} min"
+            )
+            if name == "ray":
+                cluster = YEAR_ROWS / (rate * CORES * NODES * eff) + serial * scale
+                line += f"; {NODES} nodes = {cluster / 60:,.1f} min ({node / cluster:.2f}x one node)"
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def machine_info() -> dict:
+    import polars
+    import psutil
+
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "polars": polars.__version__,
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+    try:
+        import ray
+
+        info["ray"] = ray.__version__
+    except ImportError:
+        info["ray"] = None
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7, help="simulated UTC days, one file each")
+    parser.add_argument("--rows-per-day", type=float, default=8.5e6, help="about this many rows per day")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"from {', '.join(CONFIGS)}")
+    parser.add_argument("--workdir", default=str(RESULTS / "scale-work"), help="simulated days and outputs")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per configuration")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--simulate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, Path(args.input), Path(args.out))
+        return 0
+    if args.simulate:
+        simulate_into(int(args.simulate), args.days, args.seed, Path(args.out))
+        return 0
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        parser.error(f"unknown configs {sorted(unknown)} (known: {', '.join(CONFIGS)})")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    print(f"machine: {json.dumps(info)}", flush=True)
+    days_dir, sim_seconds = simulated_days(args.days, int(args.rows_per_day), workdir, args.seed)
+    megabytes = sum(p.stat().st_size for p in days_dir.glob("AIS_*.csv")) / 1e6
+    note = f"simulated in {sim_seconds:.1f} s" if sim_seconds else "cached"
+    print(
+        f"{args.days} days x ~{args.rows_per_day:,.0f} rows: {megabytes:,.0f} MB of CSV ({note})", flush=True
+    )
+    results = []
+    for config in configs:
+        result = run_child(config, days_dir, workdir / f"out-{config}", args.timeout)
+        results.append(result)
+        if "error" in result:
+            print(f"  {config:7s} FAILED: {result['error'][-500:]}", flush=True)
+            continue
+        print(
+            f"  {config:7s} ingest {result['ingest']['seconds']:7.1f} s  vessels {result['vessels']['seconds']:6.1f} s"
+            f"  stage 02 {result['stage02']['seconds']:7.1f} s  (start {result['start_seconds']:.1f} s)",
+            flush=True,
+        )
+    info["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    rows = table_rows(results)
+    text = markdown(rows) + projection(results)
+    print("\n" + text)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame([{k: v for k, v in r.items() if k != "error"} for r in rows if "error" not in r]).write_csv(
+        RESULTS / f"scale-{stamp}.csv"
+    )
+    (RESULTS / f"scale-{stamp}.md").write_text(f"machine: {json.dumps(info)}\n\n" + text)
+    (RESULTS / f"scale-{stamp}.json").write_text(json.dumps({"machine": info, "runs": results}, indent=2))
+    print(f"wrote {RESULTS}/scale-{stamp}.{{csv,md,json}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

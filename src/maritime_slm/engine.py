@@ -1,0 +1,379 @@
+"""One function mapped over partitions (input files, days, vessel buckets) on a local process pool or on Ray.
+
+Why: a year of AIS is ~365 daily files that can be worked on independently, and one process uses a fraction of a
+big machine and nothing of a cluster. The same per-partition function runs under every engine, so where a
+partition was computed never changes what it wrote. The partition is the unit of work and of retry: one that
+raises, or whose worker dies (killed, out of memory), is run again, up to `engine.retries` times. Partition
+functions write their files through `atomic_dir` / `atomic_file`, so a redone partition never meets half a part.
+
+Every worker is held to one thread (polars, Arrow, BLAS) from before it imports them: N workers use N cores and
+never oversubscribe them, and one worker's rate is the per-core rate that scaling projections start from.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from maritime_slm.config import EngineParams
+
+# Thread pools are sized when a library is imported, so these reach a worker before it imports anything.
+WORKER_ENV = {
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",  # Arrow's CPU pool and OpenMP
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "MARITIME_SLM_WORKER": "1",
+}
+RAY_EXTRA = "pip install -e '.[ray]' (ray==2.60.0)"
+_ENV_LOCK = threading.Lock()
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start (Ray not installed, cluster unreachable); the message says what to do."""
+
+
+class PartitionFailed(RuntimeError):
+    """A partition failed on every attempt; the message names the step, the partition and the last error."""
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss it is not inherited from a forking parent)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, dict[str, Any]]:
+    """Runs one partition (in a worker, or inline) and measures it."""
+    if os.environ.get("MARITIME_SLM_WORKER") == "1":
+        import pyarrow
+
+        pyarrow.set_cpu_count(1)
+    started, cpu = time.perf_counter(), time.process_time()
+    value = fn(item)
+    return value, {
+        "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+@contextmanager
+def _worker_env() -> Iterator[None]:
+    """WORKER_ENV in this process's environment while the pool spawns workers (they copy it at start)."""
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in WORKER_ENV}
+        os.environ.update(WORKER_ENV)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _clear_stale(final: Path) -> None:
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """A fresh temporary sibling folder for a partition's files, renamed to `final` only when the block ends.
+
+    A worker killed half-way leaves only a `.<name>.tmp-*` folder, which the partition's next attempt removes;
+    an earlier complete `final` (a partition redone after its result was lost) is replaced.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(final)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+@contextmanager
+def atomic_file(final: str | Path) -> Iterator[Path]:
+    """A temporary sibling path to write one file to, renamed (atomically) to `final` when the block ends."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(final)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, final)
+
+
+class Engine:
+    """Maps partition functions under `EngineParams`; `Engine(None)` runs them one by one in this process.
+
+    Use as a context manager: the process pool (or the local Ray it started) lives until the block ends, so
+    several maps of one stage share warm workers. `timings` gets one row per partition: step, partition,
+    attempts, seconds, cpu_seconds, worker (host:pid), peak_rss_mb (the worker's peak so far).
+    """
+
+    def __init__(self, params: EngineParams | None = None, *, progress: bool = True):
+        self.params = params or EngineParams()
+        self.inline = params is None
+        self.progress = progress
+        self.timings: list[dict[str, Any]] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._ray: Any = None
+        self._ray_started = False
+
+    @property
+    def workers(self) -> int:
+        if self.params.workers == "auto":
+            return os.cpu_count() or 1
+        return int(self.params.workers)
+
+    def describe(self) -> dict[str, Any]:
+        """What ran the partitions, for stage summaries."""
+        if self.inline:
+            return {"kind": "inline", "workers": 1}
+        out: dict[str, Any] = {"kind": self.params.kind, "workers": self.workers}
+        if self.params.kind == "ray":
+            out["address"] = self.params.address or "local"
+            if self._ray is not None and self._ray.is_initialized():
+                out["cluster_cpus"] = self._ray.cluster_resources().get("CPU")
+        return out
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._ray_started:
+            self._ray.shutdown()
+            self._ray_started = False
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        keys: Sequence[str] | None = None,
+        desc: str = "partitions",
+        permanent: tuple[type[BaseException], ...] = (),
+    ) -> list[Any]:
+        """`[fn(item) for item in items]`, in input order, spread over the engine's workers.
+
+        `fn` must be a module-level function (workers import it). An exception of a `permanent` type (bad
+        input that a redo cannot fix) is raised at once, as itself; any other failure redoes the partition.
+        """
+        items = list(items)
+        keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(items))]
+        if not items:
+            return []
+        if self.inline or (self.params.kind == "local" and len(items) == 1):
+            return self._map_inline(fn, items, keys, desc, permanent)
+        if self.params.kind == "ray":
+            return self._map_ray(fn, items, keys, desc, permanent)
+        return self._map_local(fn, items, keys, desc, permanent)
+
+    # ------------------------------------------------------------------ bookkeeping shared by the engines
+    def _record(self, desc: str, key: str, attempts: int, stats: dict[str, Any]) -> None:
+        self.timings.append({"step": desc, "partition": key, "attempts": attempts, **stats})
+
+    def _check_attempts(self, desc: str, key: str, attempts: int, why: str, exc: BaseException) -> None:
+        if attempts > self.params.retries:
+            raise PartitionFailed(
+                f"{desc}: partition {key} failed {attempts} time(s) (engine.retries: {self.params.retries}); "
+                f"last: {why}"
+            ) from exc
+
+    def _bar(self, total: int, desc: str) -> tqdm:
+        return tqdm(total=total, desc=desc, unit="part", disable=not self.progress)
+
+    # ------------------------------------------------------------------ inline: this process, one by one
+    def _map_inline(self, fn, items, keys, desc, permanent) -> list[Any]:
+        results = []
+        with self._bar(len(items), desc) as bar:
+            for key, item in zip(keys, items, strict=True):
+                attempts = 0
+                while True:
+                    attempts += 1
+                    try:
+                        value, stats = _call(fn, item)
+                        break
+                    except permanent:
+                        raise
+                    except Exception as exc:
+                        self._check_attempts(desc, key, attempts, f"{type(exc).__name__}: {exc}", exc)
+                self._record(desc, key, attempts, stats)
+                results.append(value)
+                bar.update()
+        return results
+
+    # ------------------------------------------------------------------ local: a spawned process pool
+    def _local_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _map_local(self, fn, items, keys, desc, permanent) -> list[Any]:
+        n = len(items)
+        results: list[Any] = [None] * n
+        attempts = [0] * n
+        queue = deque(range(n))
+        live: dict[Future, int] = {}
+        with self._bar(n, desc) as bar:
+
+            def settle(fut: Future, i: int) -> bool:
+                """Take a finished future's result; False when its partition must be run again."""
+                try:
+                    value, stats = fut.result()
+                except BrokenProcessPool as exc:
+                    why = "its worker process died (killed, or out of memory)"
+                    self._check_attempts(desc, keys[i], attempts[i], why, exc)
+                    return False
+                except permanent:
+                    self._abandon()
+                    raise
+                except Exception as exc:
+                    self._check_attempts(desc, keys[i], attempts[i], f"{type(exc).__name__}: {exc}", exc)
+                    return False
+                results[i] = value
+                self._record(desc, keys[i], attempts[i], stats)
+                bar.update()
+                return True
+
+            while queue or live:
+                pool = self._local_pool()
+                # At most one partition per worker is in flight, so a dead pool charges only those running.
+                with _worker_env():
+                    while queue and len(live) < self.workers:
+                        i = queue.popleft()
+                        attempts[i] += 1
+                        live[pool.submit(_call, fn, items[i])] = i
+                done, _ = wait(live, return_when=FIRST_COMPLETED)
+                broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+                if broken:
+                    wait(live)  # a broken pool fails every future it still holds
+                    done = set(live)
+                for fut in sorted(done, key=live.__getitem__):
+                    i = live.pop(fut)
+                    if not settle(fut, i):
+                        queue.appendleft(i)
+                if broken:
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+                    self._pool = None
+        return results
+
+    def _abandon(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # ------------------------------------------------------------------ ray: an existing cluster or a local one
+    def _connect_ray(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise EngineError(f"engine.kind 'ray' needs Ray, an optional extra: {RAY_EXTRA}") from None
+        self._ray = ray
+        if ray.is_initialized():
+            return ray
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        address = self.params.address
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            else:
+                ray.init(
+                    num_cpus=self.workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+                )
+        except Exception as exc:
+            where = f"the Ray cluster at engine.address {address!r}" if address else "a local Ray"
+            raise EngineError(f"cannot start {where}: {type(exc).__name__}: {exc}") from None
+        self._ray_started = True
+        return ray
+
+    def _map_ray(self, fn, items, keys, desc, permanent) -> list[Any]:
+        ray = self._connect_ray()
+        # Task-level env: Ray starts workers for it with these variables, before they import anything.
+        env = dict(WORKER_ENV)
+        if not self.params.address:
+            # A local Ray's workers import this very package, whatever the working folder they start in.
+            package_root = str(Path(__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        remote = ray.remote(_call).options(
+            num_cpus=1, max_retries=self.params.retries, runtime_env={"env_vars": env}
+        )
+        n = len(items)
+        results: list[Any] = [None] * n
+        attempts = [0] * n
+        refs: dict[Any, int] = {}
+
+        def submit(i: int) -> None:
+            attempts[i] += 1
+            refs[remote.remote(fn, items[i])] = i
+
+        for i in range(n):
+            submit(i)
+        with self._bar(n, desc) as bar:
+            while refs:
+                (ref,), _ = ray.wait(list(refs), num_returns=1)
+                i = refs.pop(ref)
+                try:
+                    value, stats = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+                    if isinstance(cause, permanent):
+                        for other in refs:
+                            ray.cancel(other)
+                        raise cause from None
+                    self._check_attempts(desc, keys[i], attempts[i], f"{type(cause).__name__}: {cause}", exc)
+                    submit(i)
+                    continue
+                except ray.exceptions.RayError as exc:
+                    # Ray already re-ran the task max_retries times after its worker died.
+                    raise PartitionFailed(
+                        f"{desc}: partition {keys[i]} lost its Ray worker {self.params.retries + 1} time(s): "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                results[i] = value
+                self._record(desc, keys[i], attempts[i], stats)
+                bar.update()
+        return results

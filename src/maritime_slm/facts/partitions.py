@@ -1,0 +1,247 @@
+"""Stage 02's data work in partitions: days for context windows and encounter snapshots, vessel buckets for
+tracks and per-vessel events. The driver only samples, merges and assembles the few chosen contexts.
+
+Why two kinds of partition: a context window or an encounter snapshot needs every vessel at one moment, which
+one day holds (plus the next day's first window or snapshot step when those do not divide a day). A track needs
+one vessel's whole history: its segment numbers count every gap since its first report, and a reporting gap may
+span any number of days, so no fixed overlap reproduces it. Each day partition therefore also deals its reports
+into vessel buckets (`mmsi % buckets`, one Parquet row group each), and each bucket's tracks and events are
+computed from the whole history of its vessels: the single-process tables, computed in pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from maritime_slm.ais.schema import POINT_SCHEMA
+from maritime_slm.config import ContextParams, FactsParams, Params
+from maritime_slm.engine import Engine, atomic_file
+from maritime_slm.facts.contexts import (
+    assign_strata,
+    candidate_cells,
+    cell_points,
+    choose_cells,
+    window_seconds,
+)
+from maritime_slm.facts.events import (
+    SNAPSHOT_MINUTES,
+    VESSEL_EVENTS,
+    encounter_episodes,
+    encounter_hits,
+    vessel_events,
+)
+from maritime_slm.facts.tracks import build_tracks
+
+DAY_S = 86_400
+EMPTY = pl.DataFrame(schema=POINT_SCHEMA)
+TRACK_INPUT = ["mmsi", "ts", "lat", "lon", "sog", "status", "length"]  # what per-vessel events read
+# Rows of each event table in a fixed order (stable sorts, so ties keep the track order they were found in).
+EVENT_ORDER = {
+    "gaps": ["mmsi", "start", "end"],
+    "jumps": ["mmsi", "start", "end"],
+    "loitering": ["start", "mmsi"],
+    "status": ["start", "mmsi", "status"],
+    "speed_zones": ["start", "mmsi", "zone_id"],
+    "encounters": ["start", "mmsi_1", "mmsi_2"],
+}
+
+
+def point_days(points_dir: Path) -> list[tuple[date, tuple[Path, ...]]]:
+    """(day, its parts in name order) for every `date=YYYY-MM-DD` folder of the ingest stage's points."""
+    days = []
+    for folder in sorted(points_dir.glob("date=*")):
+        files = tuple(sorted(folder.glob("*.parquet")))
+        if files:
+            days.append((date.fromisoformat(folder.name.split("=", 1)[1]), files))
+    return days
+
+
+def day_overlap_s(params: ContextParams) -> int:
+    """How far past its midnight a day partition reads: the window or snapshot step that can cross it."""
+    steps = (window_seconds(params), max(1, round(SNAPSHOT_MINUTES * 60)))
+    return max((s for s in steps if DAY_S % s), default=0)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, day_time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DaySource:
+    """A day's points parts and, when windows cross midnight, the later days' parts the overlap reaches."""
+
+    day: date
+    files: tuple[Path, ...]
+    overlap_files: tuple[Path, ...] = ()
+    overlap_s: int = 0
+
+    def read(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(the day's own reports, the same followed by the overlap), in file order."""
+        own = pl.read_parquet(list(self.files), hive_partitioning=False)
+        if not self.overlap_files:
+            return own, own
+        until = day_bounds(self.day)[1] + timedelta(seconds=self.overlap_s)
+        head = pl.scan_parquet(list(self.overlap_files), hive_partitioning=False).filter(pl.col("ts") < until)
+        return own, pl.concat([own, head.collect()])
+
+
+@dataclass(frozen=True)
+class DayTask:
+    source: DaySource
+    shuffle_file: Path
+    buckets: int
+    contexts: ContextParams
+    facts: FactsParams
+
+
+def _write_buckets(points: pl.DataFrame, target: Path, buckets: int) -> None:
+    """The day's reports as one row group per vessel bucket, written whole or not at all."""
+    frame = points.select(TRACK_INPUT).with_columns(
+        _bucket=(pl.col("mmsi").cast(pl.Int64) % buckets).cast(pl.UInt32)
+    )
+    groups = frame.partition_by("_bucket", as_dict=True, maintain_order=True)
+    with atomic_file(target) as tmp:
+        writer = pq.ParquetWriter(tmp, frame.to_arrow().schema, compression="zstd", compression_level=1)
+        try:
+            for key in sorted(groups):
+                writer.write_table(groups[key].to_arrow())
+        finally:
+            writer.close()
+
+
+def day_work(task: DayTask) -> dict[str, Any]:
+    """One day: its candidate cells with strata, its encounter snapshots' hits, and its reports dealt into
+    vessel buckets for `bucket_work`."""
+    own, wide = task.source.read()
+    start, end = day_bounds(task.source.day)
+    cells = candidate_cells(wide.lazy(), task.contexts).filter(
+        (pl.col("window") >= start) & (pl.col("window") < end)
+    )
+    cells = assign_strata(cells, task.contexts, task.facts)
+    hits = encounter_hits(
+        wide.sort(["mmsi", "ts"], maintain_order=True),
+        task.facts.close_encounter_nm,
+        task.facts.cpa_horizon_min,
+        bins=(start, end),
+    )
+    _write_buckets(own, task.shuffle_file, task.buckets)
+    return {"cells": cells, "hits": hits, "rows": own.height}
+
+
+@dataclass(frozen=True)
+class BucketTask:
+    bucket: int
+    shuffle_files: tuple[Path, ...]  # in day order
+    facts: FactsParams
+
+
+def bucket_work(task: BucketTask) -> dict[str, pl.DataFrame] | None:
+    """Tracks and per-vessel events of one bucket's vessels over all days (None when it has no vessel)."""
+    parts = [
+        pl.scan_parquet(path).filter(pl.col("_bucket") == task.bucket).drop("_bucket").collect()
+        for path in task.shuffle_files
+    ]
+    points = pl.concat(parts)
+    if points.is_empty():
+        return None
+    return vessel_events(build_tracks(points, task.facts.gap_minutes), task.facts)
+
+
+@dataclass(frozen=True)
+class CellPointsTask:
+    source: DaySource
+    chosen: pl.DataFrame  # the chosen cells whose window starts on this day
+    contexts: ContextParams
+
+
+def day_cell_points(task: CellPointsTask) -> pl.DataFrame:
+    """The reports of one day's chosen (window, cell)s (its overlap completes a window crossing midnight)."""
+    _, wide = task.source.read()
+    return cell_points(wide.lazy(), task.chosen, task.contexts).collect()
+
+
+def merge_events(
+    per_bucket: list[dict[str, pl.DataFrame] | None], hits: pl.DataFrame
+) -> dict[str, pl.DataFrame]:
+    """The all-vessel event tables from the buckets' tables and the days' encounter hits."""
+    found = [b for b in per_bucket if b is not None]
+    events = {
+        kind: pl.concat([b[kind] for b in found]).sort(EVENT_ORDER[kind], maintain_order=True)
+        for kind in VESSEL_EVENTS
+    }
+    events["encounters"] = encounter_episodes(hits).sort(EVENT_ORDER["encounters"], maintain_order=True)
+    return events
+
+
+def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine) -> dict[str, Any]:
+    """Candidate cells (with strata), the chosen cells, their reports, and the event tables of a run.
+
+    Three maps over partitions: days (cells, encounter hits, the bucket shuffle), vessel buckets (tracks and
+    per-vessel events), days again (reports of the chosen cells). Only the sample itself, which needs every
+    candidate, runs in the driver.
+    """
+    points_dir = Path(ingest_dir) / "points"
+    days = point_days(points_dir)
+    if not days:
+        raise FileNotFoundError(
+            f"{points_dir}: no date=YYYY-MM-DD/*.parquet parts; run stage 01 (ingest) first"
+        )
+    overlap = day_overlap_s(params.contexts)
+    buckets = len(days)
+
+    def source(day: date, files: tuple[Path, ...]) -> DaySource:
+        if not overlap:
+            return DaySource(day, files)
+        reach = day_bounds(day)[1] + timedelta(seconds=overlap)
+        later = tuple(f for d, fs in days if day < d and day_bounds(d)[0] < reach for f in fs)
+        return DaySource(day, files, later, overlap)
+
+    sources = [source(day, files) for day, files in days]
+    keys = [s.day.isoformat() for s in sources]
+    day_tasks = [
+        DayTask(
+            s,
+            work_dir / "shuffle" / f"day={s.day.isoformat()}.parquet",
+            buckets,
+            params.contexts,
+            params.facts,
+        )
+        for s in sources
+    ]
+    per_day = engine.map(day_work, day_tasks, keys=keys, desc="days")
+    cells = pl.concat([d["cells"] for d in per_day]).sort(
+        "window", "cell_lat", "cell_lon", maintain_order=True
+    )
+    hits = pl.concat([d["hits"] for d in per_day])
+    chosen = choose_cells(cells, params.contexts)
+
+    shuffle = tuple(t.shuffle_file for t in day_tasks)
+    bucket_tasks = [BucketTask(b, shuffle, params.facts) for b in range(buckets)]
+    per_bucket = engine.map(bucket_work, bucket_tasks, keys=[f"bucket {b}" for b in range(buckets)],
+                            desc="vessel buckets")  # fmt: skip
+    events = merge_events(per_bucket, hits)
+
+    chosen_day = chosen.get_column("window").dt.date()
+    point_tasks = [
+        CellPointsTask(s, chosen.filter(chosen_day == s.day), params.contexts)
+        for s in sources
+        if (chosen_day == s.day).any()
+    ]
+    parts = engine.map(day_cell_points, point_tasks, keys=[t.source.day.isoformat() for t in point_tasks],
+                       desc="context points")  # fmt: skip
+    return {
+        "cells": cells,
+        "chosen": chosen,
+        "points": pl.concat(parts) if parts else cell_points(EMPTY.lazy(), chosen, params.contexts).collect(),
+        "events": events,
+        "rows": sum(d["rows"] for d in per_day),
+        "days": len(days),
+    }

@@ -1,0 +1,152 @@
+"""The partition engine: order, timings, retry of failed and killed partitions, atomic parts, clear errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from maritime_slm.ais import ingest as ingest_module
+from maritime_slm.ais.ingest import ingest_files, ingest_partition
+from maritime_slm.ais.readers import IngestError
+from maritime_slm.ais.simulate import simulate, split_by_day
+from maritime_slm.config import EngineParams
+from maritime_slm.engine import Engine, EngineError, PartitionFailed, atomic_dir
+
+LOCAL2 = EngineParams(kind="local", workers=2, retries=2)
+MARKERS = (
+    "MARITIME_SLM_TEST_MARKERS"  # a folder the test's partition functions leave their first-try marks in
+)
+
+
+def square_with_pid(n: int) -> tuple[int, int, str | None]:
+    return n * n, os.getpid(), os.environ.get("POLARS_MAX_THREADS")
+
+
+def fail_once(n: int) -> int:
+    """Raises on the first attempt at partition 2 (a transient error), then succeeds."""
+    mark = Path(os.environ[MARKERS]) / f"failed-{n}"
+    if n == 2 and not mark.exists():
+        mark.touch()
+        raise OSError("transient: the disk was busy")
+    return n + 100
+
+
+def fails_on_one(n: int) -> int:
+    if n == 1:
+        raise ValueError(f"partition {n} is broken")
+    return n
+
+
+def bad_input(n: int) -> int:
+    raise IngestError(f"AIS_{n}.csv: not a MarineCadastre AIS table")
+
+
+def ingest_killed_once(task):
+    """The real ingest partition, whose worker dies on its first attempt at file 1 with its parts half written."""
+    mark = Path(os.environ[MARKERS]) / f"killed-{task.index}"
+    if task.index == 1 and not mark.exists():
+        mark.touch()
+
+        def die(self):
+            os._exit(9)
+
+        ingest_module._Parts.close = die
+    return ingest_partition(task)
+
+
+def test_inline_and_local_give_results_in_order_with_timings():
+    items = list(range(7))
+    env_before = os.environ.get("POLARS_MAX_THREADS")
+    with Engine(None, progress=False) as inline:
+        expected = [v for v, _, _ in inline.map(square_with_pid, items)]
+    with Engine(LOCAL2, progress=False) as engine:
+        out = engine.map(square_with_pid, items, keys=[f"p{i}" for i in items], desc="squares")
+    assert [v for v, _, _ in out] == expected == [i * i for i in items]
+    pids = {pid for _, pid, _ in out}
+    assert os.getpid() not in pids and len(pids) <= 2
+    assert {threads for _, _, threads in out} == {"1"}  # each worker held to one polars thread
+    assert os.environ.get("POLARS_MAX_THREADS") == env_before  # set only while the workers started
+    assert [t["partition"] for t in sorted(engine.timings, key=lambda t: t["partition"])] == [
+        f"p{i}" for i in items
+    ]
+    row = engine.timings[0]
+    assert row["step"] == "squares" and row["attempts"] == 1 and row["peak_rss_mb"] > 10
+    assert row["worker"].endswith(tuple(f":{pid}" for pid in pids))
+
+
+@pytest.mark.parametrize("params", [None, LOCAL2], ids=["inline", "local"])
+def test_a_failed_partition_is_redone(params, tmp_path, monkeypatch):
+    monkeypatch.setenv(MARKERS, str(tmp_path))
+    with Engine(params, progress=False) as engine:
+        assert engine.map(fail_once, [0, 1, 2, 3]) == [100, 101, 102, 103]
+    attempts = {t["partition"]: t["attempts"] for t in engine.timings}
+    assert attempts == {"0": 1, "1": 1, "2": 2, "3": 1}
+
+
+def test_a_partition_failing_every_attempt_is_named():
+    with (
+        Engine(EngineParams(workers=2, retries=1), progress=False) as engine,
+        pytest.raises(
+            PartitionFailed, match=r"^boom: partition b failed 2 time\(s\) .*ValueError: partition 1"
+        ),
+    ):
+        engine.map(fails_on_one, [0, 1, 2], keys=["a", "b", "c"], desc="boom")
+
+
+def test_bad_input_is_not_retried_and_keeps_its_message():
+    with Engine(LOCAL2, progress=False) as engine, pytest.raises(IngestError, match="AIS_0.csv: not a"):
+        engine.map(bad_input, [0, 1], permanent=(IngestError,))
+
+
+def test_ray_without_ray_installed_is_one_clear_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    engine = Engine(EngineParams(kind="ray", workers=2), progress=False)
+    with pytest.raises(EngineError, match=r"^engine.kind 'ray' needs Ray, an optional extra: pip install"):
+        engine.map(square_with_pid, [1, 2])
+
+
+def test_atomic_dir_leaves_nothing_half_written(tmp_path):
+    final = tmp_path / "part-7"
+    with pytest.raises(RuntimeError), atomic_dir(final) as tmp:
+        (tmp / "a.parquet").write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / ".part-7.tmp-123-abc").mkdir()  # what a SIGKILLed attempt leaves behind
+    with atomic_dir(final) as tmp:
+        (tmp / "a.parquet").write_bytes(b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["part-7"]
+    assert (final / "a.parquet").read_bytes() == b"whole"
+
+
+@pytest.fixture(scope="module")
+def three_days(tmp_path_factory):
+    out = tmp_path_factory.mktemp("three_days")
+    csv, _ = simulate(
+        n_vessels=24, hours=30, start="2024-06-01T21:00:00", seed=5, malformed_lines=4, out_dir=out
+    )
+    return split_by_day(csv, out / "days")
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_killed_ingest_worker_loses_nothing(three_days, tmp_path, monkeypatch):
+    """A worker SIGKILLed mid-file: its file is ingested again and the stage's files are byte-identical to
+    ingesting the files one after another in one process."""
+    assert len(three_days) == 3
+    ingest_files(three_days, tmp_path / "serial", progress=False)
+    monkeypatch.setenv(MARKERS, str(tmp_path))
+    monkeypatch.setattr(ingest_module, "ingest_partition", ingest_killed_once)
+    with Engine(LOCAL2, progress=False) as engine:
+        summary = ingest_files(three_days, tmp_path / "pool", progress=False, engine=engine)
+    assert (tmp_path / "killed-1").exists()
+    attempts = {t["partition"]: t["attempts"] for t in summary["partitions"]}
+    assert attempts[three_days[1].name] == 2
+    serial, pool = _tree(tmp_path / "serial"), _tree(tmp_path / "pool")
+    assert sorted(pool) == sorted(serial)
+    assert all(pool[name] == serial[name] for name in serial), [n for n in serial if pool[n] != serial[n]]
+    assert not list((tmp_path / "pool").rglob(".*tmp-*")) and not (tmp_path / "pool" / "_work").exists()
