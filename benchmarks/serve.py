@@ -164,7 +164,7 @@ def worker_llama(
 
 
 def summarise(rows: list[dict]) -> str:
-    from maritime_slm.curate.export import parse_final_answer
+    from maritime_slm.answers import parse_final_answer
 
     hf = rows[0]
     hf_final = {i: parse_final_answer(r) for i, r in hf["reference"].items()}

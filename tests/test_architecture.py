@@ -12,7 +12,19 @@ import maritime_slm
 ROOT = Path(maritime_slm.__file__).parent
 STAGES = ["ais", "facts", "generate", "curate", "train", "evaluate", "cost"]
 """The packages of stages 01 (ais) and 02 (facts) to 06 (cost), in pipeline order."""
-SHARED = {"config", "jsonl", "stats", "report", "llm", "models", "stage", "runguard"}
+SHARED = {
+    "config",
+    "jsonl",
+    "stats",
+    "report",
+    "llm",
+    "models",
+    "stage",
+    "runguard",
+    "engine",
+    "answers",
+    "dryrun",
+}
 """Layers every stage may use; they know no stage."""
 ENTRY = {"__main__", "runner", "__init__"}
 """The command line and the notebook runner sit above everything."""

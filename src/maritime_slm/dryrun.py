@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from maritime_slm.curate.export import FINAL_ANSWER_PREFIX, parse_final_answer
+from maritime_slm.answers import FINAL_ANSWER_PREFIX, parse_final_answer
 from maritime_slm.llm.server import EMULATOR_URL_ENV
 from maritime_slm.llm.testserver import Behaviour, Reply, ScriptedServer, prompt_of
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from evaluate_testdata import make_run, right_answer, wrong_answer
 
-from maritime_slm.curate.export import parse_final_answer
+from maritime_slm.answers import parse_final_answer
 from maritime_slm.evaluate.analysis import (
     accuracy_table,
     kappa_table,

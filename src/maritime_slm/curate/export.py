@@ -4,19 +4,19 @@ The message format is the contract with training and evaluation (import these, d
 - system: `STUDENT_SYSTEM_PROMPT`
 - user: `user_content(context_text, question)` = context text + "\\n\\nQuestion: " + question
 - assistant: `assistant_content(reasoning, final_answer)` = reasoning + "\\nFinal answer: " + final_answer
-`parse_final_answer` reads the final answer back out of a model's reply. Each JSONL line also carries id,
+(`maritime_slm.answers`, which also reads the final answer back out of a model's reply). Each JSONL line also carries id,
 context_id, category, teacher, question, final_answer, facts_ref, revised_from and split.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from maritime_slm.answers import assistant_content
 from maritime_slm.generate.records import QAPair
 
 STUDENT_SYSTEM_PROMPT = (
@@ -26,22 +26,11 @@ STUDENT_SYSTEM_PROMPT = (
     '"Final answer: ": a number with its unit, an MMSI, two MMSIs joined by "and", a label or a name.'
 )
 QUESTION_PREFIX = "\n\nQuestion: "
-FINAL_ANSWER_PREFIX = "Final answer: "
 SPLITS = ("train", "val", "test")
-_FINAL_RE = re.compile(r"final answer\s*[:\-]\s*(.+)", re.IGNORECASE)
 
 
 def user_content(context_text: str, question: str) -> str:
     return f"{context_text}{QUESTION_PREFIX}{question}"
-
-
-def assistant_content(reasoning: str, final_answer: str) -> str:
-    reasoning = reasoning.strip()
-    return (
-        f"{reasoning}\n{FINAL_ANSWER_PREFIX}{final_answer}"
-        if reasoning
-        else f"{FINAL_ANSWER_PREFIX}{final_answer}"
-    )
 
 
 def chat_messages(
@@ -55,15 +44,6 @@ def chat_messages(
     if final_answer is not None:
         messages.append({"role": "assistant", "content": assistant_content(reasoning or "", final_answer)})
     return messages
-
-
-def parse_final_answer(reply: str) -> str | None:
-    """The text after the last "Final answer:" in a reply (first line of it), or None if there is none."""
-    matches = list(_FINAL_RE.finditer(reply or ""))
-    if not matches:
-        return None
-    lines = matches[-1].group(1).strip().splitlines()
-    return (lines[0].strip() or None) if lines else None
 
 
 def record(p: QAPair, context_text: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maritime_slm.curate.export import parse_final_answer
+from maritime_slm.answers import parse_final_answer
 from maritime_slm.train.data import dataset_dir, read_split
 
 

@@ -36,8 +36,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from maritime_slm.answers import assistant_content, parse_final_answer
 from maritime_slm.config import ModelEndpoint, Params
-from maritime_slm.curate.export import assistant_content, parse_final_answer
 from maritime_slm.evaluate.cache import PredictionCache, folder_hash, prediction_key
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
