@@ -4,20 +4,12 @@ editor model (Analyze-Revise-Finetune), re-verify, dedup, split without leakage,
 `curate_run` does it all; the pieces are importable for notebooks, training and evaluation:
 `maritime_slm.curate.verify.verify` / `check_final_answer` (the grounded checker; `verify` itself is not
 re-exported here, where it would shadow its module), `STUDENT_SYSTEM_PROMPT` / `chat_messages` /
-`parse_final_answer` (the student's message format).
+`user_content` (the student's message format; its answer line is `maritime_slm.answers`).
 """
 
 from .analyze import error_rates, teacher_summary, wilson_ci
 from .dedup import dedup_pairs
-from .export import (
-    FINAL_ANSWER_PREFIX,
-    STUDENT_SYSTEM_PROMPT,
-    assistant_content,
-    chat_messages,
-    export_dataset,
-    parse_final_answer,
-    user_content,
-)
+from .export import STUDENT_SYSTEM_PROMPT, chat_messages, export_dataset, user_content
 from .revise import EditJob, EditorFn, EditorRevision, revise_pairs, run_revision
 from .run import curate_run
 from .split import context_components, decontamination, split_pairs
@@ -26,12 +18,10 @@ from .verify import ERROR_DESCRIPTIONS, ERROR_TYPES, check_final_answer, verify_
 __all__ = [
     "ERROR_DESCRIPTIONS",
     "ERROR_TYPES",
-    "FINAL_ANSWER_PREFIX",
     "STUDENT_SYSTEM_PROMPT",
     "EditJob",
     "EditorFn",
     "EditorRevision",
-    "assistant_content",
     "chat_messages",
     "check_final_answer",
     "context_components",
@@ -40,7 +30,6 @@ __all__ = [
     "dedup_pairs",
     "error_rates",
     "export_dataset",
-    "parse_final_answer",
     "revise_pairs",
     "run_revision",
     "split_pairs",
