@@ -6,13 +6,8 @@ import json
 
 from curate_testdata import hand_context, pair
 
-from maritime_slm.curate.export import (
-    STUDENT_SYSTEM_PROMPT,
-    chat_messages,
-    export_dataset,
-    load_split,
-    parse_final_answer,
-)
+from maritime_slm.answers import parse_final_answer
+from maritime_slm.curate.export import STUDENT_SYSTEM_PROMPT, chat_messages, export_dataset, load_split
 
 
 def test_message_format():
