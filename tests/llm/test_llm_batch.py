@@ -253,7 +253,7 @@ def test_the_emulator_fails_a_malformed_input_file(scripted):
     data = ("\n".join(json.dumps(line) for line in lines) + "\nnot json\n").encode()
     upload = client.files.create(file=("in.jsonl", data, "application/jsonl"), purpose="batch")
     assert upload.purpose == "batch" and upload.bytes == len(data)
-    with pytest.raises(openai.BadRequestError, match="completion_window"):
+    with pytest.raises(openai.BadRequestError, match="Supported values are: '24h'"):
         client.batches.create(
             input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="1h"
         )  # type: ignore[arg-type]
