@@ -203,6 +203,31 @@ def check_lines_fit(lines: dict[str, float | None], stage_usd: float, stage_key:
 
 
 # ---------------------------------------------------------------- models behind an OpenAI-compatible API
+class BatchMode(Section):
+    """OpenAI's Batch API for an endpoint's requests: half price, its own rate-limit pool, results within the
+    completion window (`maritime_slm.llm.batch`). `batch: true` in YAML is short for `batch: {enabled: true}`."""
+
+    enabled: bool = False
+    poll_s: float = Field(60.0, gt=0, description="seconds between status polls of an open batch")
+    completion_window: Literal["24h"] = Field("24h", description="the only window the Batch API offers")
+    price_in_per_m: float | None = Field(
+        None, ge=0, description="USD per 1M input tokens; None = half the sync price"
+    )
+    price_out_per_m: float | None = Field(
+        None, ge=0, description="USD per 1M output tokens; None = half the sync price"
+    )
+    price_cached_in_per_m: float | None = Field(
+        None, ge=0, description="USD per 1M cached input tokens; None = half the sync cached price"
+    )
+    max_requests: int = Field(50_000, gt=0, le=50_000, description="lines per batch (the API allows 50,000)")
+    max_file_mb: float = Field(
+        200.0, gt=0, le=200, description="input file size per batch (the API allows 200 MB)"
+    )
+    max_submissions: int = Field(
+        2, ge=1, description="batches a request may be put in within one run when its line expires unanswered"
+    )
+
+
 class ModelEndpoint(Section):
     """A model reached through the `openai` client: an API model, or the local llama.cpp server (`local: true`)."""
 
@@ -269,6 +294,10 @@ class ModelEndpoint(Section):
         description="the stage fails when more replies stay unusable after re-asks (bad JSON, off-schema); "
         "1 = never (a weak local model legitimately fails some)",
     )
+    batch: BatchMode = Field(
+        default_factory=BatchMode,
+        description="send generation, revision and judge requests through OpenAI's Batch API (not local servers)",
+    )
 
     @field_validator("api_key_env")
     @classmethod
@@ -278,6 +307,20 @@ class ModelEndpoint(Section):
                 "expected the NAME of an environment variable (capitals, digits, '_', e.g. OPENAI_API_KEY), "
                 "never the key itself; the value is not shown"
             )
+        return value
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch_switch(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):
+            value = {"enabled": value}
+        enabled = (
+            value.enabled
+            if isinstance(value, BatchMode)
+            else isinstance(value, dict) and value.get("enabled")
+        )
+        if enabled and info.data.get("local"):
+            raise ValueError("a local llama.cpp server has no Batch API: set batch: false for a local model")
         return value
 
     @model_validator(mode="after")

@@ -15,14 +15,15 @@ A request goes through the cache, the budget, the rate limiter and retries, and 
         for teacher in teachers:
             line = budget.line(teacher.budget_usd)  # its own cap, within the stage's
             requests = [LLMRequest.chat(prompt, system=SYSTEM, output=QAPair, tag=category) for ...]
-            batch = run_batch(teacher, requests, cache=cache, ledger=ledger, budget=line)
+            batch = run_batch(teacher, requests, cache=cache, ledger=ledger, budget=line)  # Batch API if teacher.batch
             print(batch.summary())  # says whether its line (or the stage's budget) stopped it
             pairs = [r.value for r in batch if r.ok]
 """
 
+from .batch import BatchAPIError, run_batch
 from .budget import Budget, BudgetExceeded
 from .cache import CachedResponse, RequestCache, request_key
-from .client import LLMClient, is_reasoning_model, run_batch, run_sync
+from .client import LLMClient, is_reasoning_model, run_sync
 from .ledger import LEDGER_COLUMNS, Ledger, LedgerRow, ledger_rows, read_log
 from .request import FAILURE_KINDS, BatchResult, FailureKind, LLMRequest, LLMResult, lanes
 from .retry import Backoff
@@ -33,6 +34,7 @@ __all__ = [
     "FAILURE_KINDS",
     "LEDGER_COLUMNS",
     "Backoff",
+    "BatchAPIError",
     "BatchResult",
     "Budget",
     "BudgetExceeded",

@@ -32,7 +32,7 @@ from .budget import (
 )
 from .cache import CachedResponse, RequestCache, request_key
 from .formats import judge_reply, reask_messages, reasoning_cut_off, response_format
-from .ledger import Ledger, cost_usd
+from .ledger import Ledger, cost_usd, endpoint_prices
 from .ratelimit import RateLimiter
 from .request import BatchResult, FailureKind, LLMRequest, LLMResult, Message, lanes
 from .retry import Backoff, classify
@@ -127,6 +127,7 @@ class LLMClient:
         self._slots = [asyncio.Semaphore(endpoint.concurrency) for _ in self._replicas]
         self._limiter = RateLimiter(endpoint.rpm, endpoint.tpm)
         self._inflight: dict[str, asyncio.Future[CachedResponse | _Failed]] = {}
+        self._batch_paid: dict[str, LLMResult] = {}
 
     def __repr__(self) -> str:
         return f"LLMClient({self.endpoint.name!r}, model={self.endpoint.model!r}, base_url={self.base_url!r})"
@@ -140,6 +141,11 @@ class LLMClient:
     async def aclose(self) -> None:
         for replica in self._replicas:
             await replica.close()
+
+    @property
+    def api(self) -> openai.AsyncOpenAI:
+        """The `openai` client of the endpoint's first server (the Batch API's files and batches)."""
+        return self._replicas[0]
 
     # ------------------------------------------------------------------ one request
     async def complete(self, request: LLMRequest) -> LLMResult:
@@ -172,14 +178,24 @@ class LLMClient:
     def request_body(self, messages: list[Message], request: LLMRequest, max_tokens: int) -> dict[str, Any]:
         return chat_body(self.endpoint, messages, request, max_tokens)
 
+    def first_call(self, request: LLMRequest) -> tuple[dict[str, Any], str]:
+        """The body `complete` sends first for a request, and its cache key."""
+        max_tokens = request.max_tokens or self.endpoint.max_tokens
+        body = self.request_body([dict(m) for m in request.messages], request, max_tokens)
+        return body, self._cache_key(body, request)
+
     def _cache_key(self, body: Mapping[str, Any], request: LLMRequest) -> str:
         return cache_key(self.endpoint, body, request)
 
     async def _reply(
         self, body: dict[str, Any], request: LLMRequest, result: LLMResult
     ) -> CachedResponse | _Failed:
-        """From the cache, from an identical call already in flight, or from the server."""
+        """From the cache, from an identical call already in flight, or from the server. A reply a batch has
+        just brought into the cache counts as that batch's paid call, not as a cache hit."""
         key = self._cache_key(body, request)
+        paid = self._batch_paid.pop(key, None)
+        if paid is not None:
+            _add_calls(result, paid)
         while (pending := self._inflight.get(key)) is not None:
             await asyncio.wait([pending])
             if not pending.cancelled():
@@ -188,7 +204,8 @@ class LLMClient:
                     self._record_cache_hit(request, key, result)
                 return shared
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
-            self._record_cache_hit(request, key, result)
+            if paid is None or not paid.ok:
+                self._record_cache_hit(request, key, result)
             return cached
         future: asyncio.Future[CachedResponse | _Failed] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -270,18 +287,17 @@ class LLMClient:
         reservation: Reservation | None,
         worst_usd: float,
         started: float,
-    ) -> CachedResponse | _Failed:
-        """Settle, log, then commit to the cache (so every cached reply has its paid attempt in the log)."""
-        endpoint = self.endpoint
+        batch_id: str | None = None,
+    ) -> CachedResponse:
+        """Settle, log, then commit to the cache (so every cached reply has its paid attempt in the log).
+        A Batch API reply (`batch_id`) is priced at the endpoint's batch prices."""
         usage = getattr(completion, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         cached_tokens = _usage_detail(usage, "prompt_tokens_details", "cached_tokens")
         reasoning_tokens = _usage_detail(usage, "completion_tokens_details", "reasoning_tokens")
-        usd = cost_usd(
-            input_tokens, output_tokens, endpoint.price_in_per_m, endpoint.price_out_per_m,
-            cached_tokens, endpoint.price_cached_in_per_m,
-        )  # fmt: skip
+        prices = endpoint_prices(self.endpoint, batch=batch_id is not None)
+        usd = prices.usd(input_tokens, output_tokens, cached_tokens)
         if usage is None:
             usd = worst_usd  # a server that reports no usage is charged its worst case, never zero
         self._settle(reservation, usd)
@@ -298,11 +314,58 @@ class LLMClient:
             input_tokens=input_tokens, output_tokens=output_tokens, usd=usd, started=started,
             cached_input_tokens=cached_tokens, reasoning_tokens=reasoning_tokens,
             served_model=getattr(completion, "model", None),
-            system_fingerprint=getattr(completion, "system_fingerprint", None),
+            system_fingerprint=getattr(completion, "system_fingerprint", None), batch_id=batch_id,
         )  # fmt: skip
         if self.cache is not None:
             self.cache.put(key, str(body["model"]), reply)
         return reply
+
+    # ------------------------------------------------------------------ Batch API lines (see .batch)
+    def accept_batch_reply(
+        self, completion: Any, body: Mapping[str, Any], key: str, request: LLMRequest, batch_id: str
+    ) -> float:
+        """A Batch API line's chat completion, handled as a sync reply: logged at batch prices, then cached; the
+        request's next `complete` reads it from the cache and counts this paid call. Returns its USD.
+        Raises BadReply for a line without a message (nothing is logged or cached then)."""
+        _check_has_message(completion)
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        prices = endpoint_prices(self.endpoint, batch=True)
+        worst_usd = worst_case_usd(body, max_tokens, prices.in_per_m, prices.out_per_m)
+        paid = LLMResult(ok=True, tag=request.tag)
+        self._accept(completion, body, key, request, 0, paid, None, worst_usd, time.monotonic(), batch_id)
+        usd = paid.usd
+        if (earlier := self._batch_paid.get(key)) is not None:
+            _add_calls(paid, earlier)
+        self._batch_paid[key] = paid
+        return usd
+
+    def record_batch_error(
+        self,
+        request: LLMRequest,
+        key: str,
+        batch_id: str,
+        *,
+        ran: bool,
+        error: str,
+        detail: str,
+        http_status: int | None = None,
+    ) -> None:
+        """A Batch API line without a reply: one the server ran and refused (`ran`, an attempt like a sync error),
+        or one it never ran (expired, cancelled: not sent)."""
+        paid = self._batch_paid.setdefault(key, LLMResult(ok=False, tag=request.tag))
+        self._log_attempt(
+            request, key, 0, paid, "error" if ran else "not_sent", started=time.monotonic(), error=error,
+            http_status=http_status, detail=self._redact(detail)[:300], batch_id=batch_id,
+        )  # fmt: skip
+
+    def fail(self, request: LLMRequest, kind: FailureKind, detail: str) -> LLMResult:
+        """The outcome of a request that ends without a sync call (its batch failed or expired, or the budget
+        refused it), with what its batch lines cost."""
+        result = LLMResult(ok=False, tag=request.tag)
+        paid = self._batch_paid.pop(self.first_call(request)[1], None)
+        if paid is not None:
+            _add_calls(result, paid)
+        return self._finish(result, kind, detail)
 
     def _release(self, reservation: Reservation | None) -> None:
         if reservation is not None and self.budget is not None:
@@ -333,6 +396,7 @@ class LLMClient:
         reasoning_tokens: int = 0,
         served_model: str | None = None,
         system_fingerprint: str | None = None,
+        batch_id: str | None = None,
     ) -> None:
         if status != "not_sent":
             result.calls += 1
@@ -361,7 +425,8 @@ class LLMClient:
             reasoning_tokens=reasoning_tokens,
             usd=usd,
             usd_estimated=usd_estimated,
-            latency_s=round(time.monotonic() - started, 4),
+            latency_s=None if batch_id else round(time.monotonic() - started, 4),
+            batch_id=batch_id,
         )
 
     def _finish(self, result: LLMResult, failure: FailureKind | None = None, detail: str = "") -> LLMResult:
@@ -440,6 +505,13 @@ class BadReply(ValueError):
     """A 200 reply that is not a chat completion (no choices, no message): treated like garbage, retried."""
 
 
+def _add_calls(result: LLMResult, paid: LLMResult) -> None:
+    result.calls += paid.calls
+    result.input_tokens += paid.input_tokens
+    result.output_tokens += paid.output_tokens
+    result.usd += paid.usd
+
+
 def _usage_detail(usage: Any, group: str, field: str) -> int:
     """A count from OpenAI's usage details (cached input, reasoning tokens); 0 where a server sends none."""
     return int(getattr(getattr(usage, group, None), field, 0) or 0)
@@ -449,30 +521,6 @@ def _check_has_message(completion: Any) -> None:
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list) or not choices or getattr(choices[0], "message", None) is None:
         raise BadReply(f"reply without a message: {str(completion)[:120]}")
-
-
-def run_batch(
-    endpoint: ModelEndpoint,
-    requests: Iterable[LLMRequest],
-    *,
-    cache: RequestCache | None = None,
-    ledger: Ledger | None = None,
-    budget: Budget | None = None,
-    backoff: Backoff | None = None,
-    max_reasks: int = 2,
-    progress: bool = True,
-    desc: str | None = None,
-    on_result: Callable[[int, LLMResult], None] | None = None,
-) -> BatchResult:
-    """Blocking form of `LLMClient.run_batch` for notebooks and scripts (works inside Jupyter's running loop)."""
-
-    async def go() -> BatchResult:
-        async with LLMClient(
-            endpoint, cache=cache, ledger=ledger, budget=budget, backoff=backoff, max_reasks=max_reasks
-        ) as client:
-            return await client.run_batch(requests, progress=progress, desc=desc, on_result=on_result)
-
-    return run_sync(go)
 
 
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:

@@ -15,6 +15,10 @@ in a paid run. `check_request` answers a body as the API does, with status 400 a
    `UNSUPPORTED_SCHEMA_KEYWORDS`, or a `format` outside `SUPPORTED_STRING_FORMATS`;
 5. `response_format` `json_object` with no "json" in the messages; an unknown `response_format` type.
 
+`check_batch_create` and `check_batch_file` answer the Batch API (platform.openai.com/docs/guides/batch) as it
+answers a batch and its input file; `batch_output_line` / `batch_error_line` are the lines of its output and
+error files. Each line's body is then answered like a sync request (`check_request`, `bill`).
+
 `bill` answers with the usage the API reports: `prompt_tokens_details.cached_tokens` from `PromptCache`, and for
 reasoning models `completion_tokens_details.reasoning_tokens`, billed as output and counted against the token
 limit; a limit reached while reasoning stops the reply with `finish_reason: "length"` and empty content, and the
@@ -27,11 +31,13 @@ import hashlib
 import json
 import math
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from openai.types.batch_create_params import BatchCreateParams
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 _PARAMS = CompletionCreateParamsBase
@@ -374,3 +380,121 @@ def bill(
         },
     }
     return Billed(content, finish_reason, usage)
+
+
+# ---------------------------------------------------------------- the Batch API
+BATCH_MAX_LINES = 50_000
+BATCH_MAX_BYTES = 200 * 1024 * 1024
+"""Per batch: "up to 50,000 requests, and can be up to 200 MB in size" (the API reference, batches.create)."""
+BATCH_ENDPOINT = "/v1/chat/completions"
+"""The one endpoint the emulator runs; the API also takes /v1/responses, /v1/embeddings and others."""
+BATCH_EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+"""The error file's message for an expired line, as the Batch guide shows it (code `batch_expired`)."""
+BATCH_CREATE_FIELDS = frozenset(BatchCreateParams.__required_keys__ | BatchCreateParams.__optional_keys__)
+
+
+def check_batch_create(body: Mapping[str, Any], file_purpose: str | None) -> ApiError | None:
+    """The API's refusal of a `POST /v1/batches` body (`file_purpose`: the input file's, None if no such file)."""
+    for field in body:
+        if field not in BATCH_CREATE_FIELDS:
+            return _unrecognized(field)
+    for field in ("input_file_id", "endpoint", "completion_window"):
+        if not body.get(field):
+            return ApiError(f"Missing required parameter: '{field}'.", field, "missing_required_parameter")
+    if body["endpoint"] != BATCH_ENDPOINT:
+        return ApiError(f"Invalid value: '{body['endpoint']}'. This emulator runs only '{BATCH_ENDPOINT}'.",
+                        "endpoint", "invalid_value")  # fmt: skip
+    if body["completion_window"] != "24h":
+        return ApiError(f"Invalid value: '{body['completion_window']}'. Supported values are: '24h'.",
+                        "completion_window", "invalid_value")  # fmt: skip
+    if file_purpose is None:
+        return ApiError(f"No such File object: {body['input_file_id']}", "input_file_id", None, status=404)
+    if file_purpose != "batch":
+        return ApiError(f"File {body['input_file_id']} was uploaded with purpose '{file_purpose}', not 'batch'.",
+                        "input_file_id", "invalid_value")  # fmt: skip
+    return None
+
+
+def check_batch_file(data: bytes, endpoint: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The lines of a batch input file, and the errors that fail the batch at validation (`Batch.errors.data`
+    items: code, line, message, param). Field names are the API's; the codes are the emulator's own (the API
+    documents the rules: one JSON request per line with a unique custom_id, method POST, the batch's url, a body,
+    one model per file, at most 50,000 lines and 200 MB)."""
+    errors: list[dict[str, Any]] = []
+
+    def error(code: str, line: int | None, message: str, param: str | None = None) -> None:
+        errors.append({"code": code, "line": line, "message": message, "param": param})
+
+    if len(data) > BATCH_MAX_BYTES:
+        error("file_too_large", None, f"The input file is {len(data)} bytes; a batch takes at most 200 MB.")
+    lines: list[dict[str, Any]] = []
+    seen_ids: set[str] = set()
+    models: set[str] = set()
+    for number, raw in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            error("invalid_json_line", number, "This line is not parseable as valid JSON.")
+            continue
+        if not isinstance(line, dict):
+            error("invalid_json_line", number, "Each line must be a JSON object.")
+            continue
+        missing = [f for f in ("custom_id", "method", "url", "body") if f not in line]
+        if missing:
+            error(
+                "missing_required_parameter",
+                number,
+                f"Missing required parameter: '{missing[0]}'.",
+                missing[0],
+            )
+            continue
+        custom_id = str(line["custom_id"])
+        if custom_id in seen_ids:
+            error("duplicate_custom_id", number, "The custom_id for this request is a duplicate of another "
+                  "request. The custom_id parameter must be unique for each request in a batch.", "custom_id")  # fmt: skip
+        seen_ids.add(custom_id)
+        if line["method"] != "POST":
+            error("invalid_method", number, "The method must be 'POST'.", "method")
+        if line["url"] != endpoint:
+            error("invalid_url", number, "The URL provided for this request does not match the batch endpoint.",
+                  "url")  # fmt: skip
+        if not isinstance(line["body"], dict):
+            error("invalid_body", number, "The body must be a JSON object.", "body")
+            continue
+        models.add(str(line["body"].get("model")))
+        if len(models) > 1:
+            error("mismatched_model", number, "A batch input file may hold requests for one model only.",
+                  "body.model")  # fmt: skip
+            models = {next(iter(models))}
+        lines.append(line)
+    if len(lines) > BATCH_MAX_LINES:
+        error(
+            "too_many_requests",
+            None,
+            f"The input file has {len(lines)} requests; a batch takes at most 50,000.",
+        )
+    if not lines and not errors:
+        error("empty_file", None, "The input file has no requests.")
+    return lines, errors
+
+
+def batch_output_line(custom_id: str, status_code: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A line of the output file (status 200) or of the error file (any other status): the server's response."""
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex[:24]}",
+        "custom_id": custom_id,
+        "response": {"status_code": status_code, "request_id": f"req_{uuid.uuid4().hex}", "body": dict(body)},
+        "error": None,
+    }
+
+
+def batch_error_line(custom_id: str, code: str, message: str) -> dict[str, Any]:
+    """A line of the error file for a request that never ran (e.g. `batch_expired`)."""
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex[:24]}",
+        "custom_id": custom_id,
+        "response": None,
+        "error": {"code": code, "message": message},
+    }

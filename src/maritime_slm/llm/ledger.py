@@ -20,7 +20,10 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..config import ModelEndpoint
 
 LEDGER_COLUMNS = (
     "teacher",
@@ -50,6 +53,42 @@ def cost_usd(
     cached_price = price_in_per_m if price_cached_in_per_m is None else price_cached_in_per_m
     input_usd = (input_tokens - cached) * price_in_per_m + cached * cached_price
     return (input_usd + output_tokens * price_out_per_m) / 1e6
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per 1M tokens one call is billed at (`cached_in_per_m` None: cached input at the input price)."""
+
+    in_per_m: float
+    out_per_m: float
+    cached_in_per_m: float | None = None
+
+    def usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        return cost_usd(
+            input_tokens,
+            output_tokens,
+            self.in_per_m,
+            self.out_per_m,
+            cached_input_tokens,
+            self.cached_in_per_m,
+        )
+
+
+def endpoint_prices(endpoint: ModelEndpoint, *, batch: bool = False) -> Prices:
+    """The endpoint's sync prices, or its Batch API prices: those it states, else half the sync prices (OpenAI's
+    Batch API bills input and output at 50 %)."""
+    sync = Prices(endpoint.price_in_per_m, endpoint.price_out_per_m, endpoint.price_cached_in_per_m)
+    if not batch:
+        return sync
+    mode = endpoint.batch
+    cached = mode.price_cached_in_per_m
+    if cached is None and sync.cached_in_per_m is not None:
+        cached = sync.cached_in_per_m / 2
+    return Prices(
+        sync.in_per_m / 2 if mode.price_in_per_m is None else mode.price_in_per_m,
+        sync.out_per_m / 2 if mode.price_out_per_m is None else mode.price_out_per_m,
+        cached,
+    )
 
 
 @dataclass

@@ -6,6 +6,11 @@ message): the n-th request for a prompt gets the n-th scripted behaviour, later 
 
 It accepts any body unless `strict`: then it refuses what the real OpenAI API refuses and bills usage as the API
 does (`emulator`).
+
+It also runs OpenAI's Batch API: `POST /v1/files` (a multipart JSONL upload, purpose `batch`), `POST /v1/batches`,
+`GET /v1/batches[/{id}]` and `GET /v1/files/{id}/content`. A batch's lines run through the same scripts (and, when
+strict, the same refusals and billing) as sync requests, when a poll sees the batch end; `batch_plans` script how
+each batch runs (`BatchPlan`: polls until it ends, completed / expired part-way / failed).
 """
 
 from __future__ import annotations
@@ -13,14 +18,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from .emulator import PromptCache, bill, check_request
+from .emulator import (
+    BATCH_EXPIRED_MESSAGE,
+    PromptCache,
+    batch_error_line,
+    batch_output_line,
+    bill,
+    check_batch_create,
+    check_batch_file,
+    check_request,
+)
 from .server import free_port
 
 
@@ -79,6 +96,71 @@ class Raw:
 Behaviour = Reply | Fail | Hang | Drop | Raw
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """How one batch runs: the n-th batch created follows the n-th plan, later ones the default plan.
+
+    `polls` retrieves see it unfinished (validating, then in_progress) and the next one sees it end as `outcome`
+    (the default plan: the first retrieve):
+    `completed`: every line ran; `expired`: only the first `done` lines ran, the others are in the error file as
+    `batch_expired`; `failed`: none ran and the batch reports `errors` (e.g. an enqueued-token limit). An input
+    file that fails validation fails its batch whatever the plan. In a batch, a `Hang` line never finishes (it
+    expires, and so does its batch); `Drop` and `Raw` lines end in a 500.
+    """
+
+    polls: int = 0
+    outcome: Literal["completed", "expired", "failed"] = "completed"
+    done: int = 0
+    errors: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass
+class EmulatedBatch:
+    """One batch as the server holds it; `lines` are its input file's requests."""
+
+    id: str
+    input_file_id: str
+    endpoint: str
+    plan: BatchPlan
+    metadata: dict[str, Any] | None
+    created_at: int
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "validating"
+    retrieves: int = 0
+    errors: list[dict[str, Any]] | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
+    usage: dict[str, Any] | None = None
+    stamps: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        return [str(line["custom_id"]) for line in self.lines]
+
+    def to_json(self) -> dict[str, Any]:
+        stamps = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at")
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": None if self.errors is None else {"object": "list", "data": self.errors},
+            "input_file_id": self.input_file_id,
+            "completion_window": "24h",
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+            "expires_at": self.created_at + 24 * 3600,
+            **{name: self.stamps.get(name) for name in stamps},
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": dict(self.counts),
+            "metadata": self.metadata,
+            "usage": self.usage,
+        }
+
+
 def json_reply(value: Any, **kwargs: Any) -> Reply:
     return Reply(json.dumps(value), **kwargs)
 
@@ -107,6 +189,7 @@ class Seen:
     behaviour: str
     answered: float | None = None
     error: str | None = None
+    batch_id: str | None = None
 
 
 @dataclass
@@ -118,9 +201,11 @@ class ScriptedServer:
     default: Callable[[Mapping[str, Any]], Behaviour] = echo_reply
     latency_s: float = 0.0
     strict: bool = False
+    batch_plans: Sequence[BatchPlan] = ()
     host: str = "127.0.0.1"
     port: int = 0
     seen: list[Seen] = field(default_factory=list, init=False)
+    batches: dict[str, EmulatedBatch] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port(self.host)
@@ -131,6 +216,7 @@ class ScriptedServer:
         self._counts: Counter[str] = Counter()
         self._writers: set[asyncio.StreamWriter] = set()
         self._prompt_cache = PromptCache() if self.strict else None
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     @property
     def base_url(self) -> str:
@@ -153,6 +239,11 @@ class ScriptedServer:
         """The requests a strict server refused."""
         with self._lock:
             return [s for s in self.seen if s.error is not None]
+
+    def submitted(self) -> Counter[str]:
+        """custom_id -> how many created batches hold it."""
+        with self._lock:
+            return Counter(cid for batch in self.batches.values() for cid in batch.custom_ids)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> ScriptedServer:
@@ -229,14 +320,20 @@ class ScriptedServer:
         self, method: str, path: str, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter
     ) -> bool:
         """Write one response; False closes the connection."""
-        if method == "GET" and path.rstrip("/").endswith("/models"):
+        url = urlsplit(path)
+        route = url.path.rstrip("/")
+        if method == "GET" and route.endswith("/models"):
             await _write(writer, 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
             return True
-        if not (method == "POST" and path.rstrip("/").endswith("/chat/completions")):
-            await _write(
-                writer, 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}}
-            )
-            return True
+        if method == "POST" and route.endswith("/chat/completions"):
+            return await self._chat(headers, raw, writer)
+        with self._lock:
+            status, payload, content_type = self._batch_api(method, route, parse_qs(url.query), headers, raw)
+        extra = {"Content-Type": content_type} if content_type else None
+        await _write(writer, status, payload, extra)
+        return True
+
+    async def _chat(self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter) -> bool:
         body = json.loads(raw or b"{}")
         prompt = prompt_of(body)
         refusal = check_request(body) if self.strict else None
@@ -264,15 +361,10 @@ class ScriptedServer:
                 return False
             case Fail():
                 await asyncio.sleep(behaviour.delay_s)
-                message = behaviour.message
-                if behaviour.echo_authorization:
-                    message += f" (got Authorization: {headers.get('authorization', '')})"
                 extra = (
                     {} if behaviour.retry_after_s is None else {"retry-after": f"{behaviour.retry_after_s:g}"}
                 )
-                code = behaviour.code or str(behaviour.status)
-                kind = behaviour.code or "scripted"
-                error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+                error = _fail_body(behaviour, headers.get("authorization", ""))
                 await _write(writer, behaviour.status, error, extra)
             case Reply():
                 await asyncio.sleep(behaviour.delay_s)
@@ -281,6 +373,231 @@ class ScriptedServer:
                 await _write(writer, 200, behaviour.body, {"Content-Type": behaviour.content_type})
         seen.answered = time.monotonic()
         return True
+
+    # ------------------------------------------------------------------ the Batch API (called under the lock)
+    def _batch_api(
+        self, method: str, route: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, str | None]:
+        """(status, body, content type) of a files or batches call."""
+        if method == "POST" and route.endswith("/files"):
+            return (*self._upload(headers.get("content-type", ""), raw), None)
+        if method == "GET" and (found := re.fullmatch(r".*/files/([^/]+)/content", route)):
+            stored = self._files.get(found.group(1))
+            if stored is None:
+                return 404, _not_found("File", found.group(1)), None
+            return 200, stored[1].decode("utf-8"), "application/octet-stream"
+        if method == "POST" and route.endswith("/batches"):
+            return (*self._create_batch(json.loads(raw or b"{}")), None)
+        if method == "GET" and route.endswith("/batches"):
+            return 200, self._list_batches(query), None
+        if method == "GET" and (found := re.fullmatch(r".*/batches/([^/]+)", route)):
+            batch = self.batches.get(found.group(1))
+            if batch is None:
+                return 404, _not_found("Batch", found.group(1)), None
+            self._advance(batch)
+            return 200, batch.to_json(), None
+        return 404, {"error": {"message": f"no route {method} {route}", "type": "not_found"}}, None
+
+    def _upload(self, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        fields = _multipart(raw, content_type)
+        purpose = fields.get("purpose", (None, b""))[1].decode()
+        name, data = fields.get("file", (None, b""))
+        if "file" not in fields or not purpose:
+            missing = "file" if "file" not in fields else "purpose"
+            return 400, _error_body(f"Missing required parameter: '{missing}'.", missing)
+        if purpose == "batch" and not str(name or "").endswith(".jsonl"):
+            return 400, _error_body("The Batch API only supports .jsonl files.", "file")
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        meta = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": name or "upload",
+            "purpose": purpose,
+            "status": "processed",
+        }
+        self._files[file_id] = (meta, data)
+        return 200, meta
+
+    def _create_batch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        stored = self._files.get(str(body.get("input_file_id")))
+        refusal = check_batch_create(body, None if stored is None else stored[0]["purpose"])
+        if refusal is not None:
+            return refusal.status, refusal.body()
+        n = len(self.batches)
+        batch = EmulatedBatch(
+            id=f"batch_{uuid.uuid4().hex[:24]}",
+            input_file_id=body["input_file_id"],
+            endpoint=body["endpoint"],
+            plan=self.batch_plans[n] if n < len(self.batch_plans) else BatchPlan(),
+            metadata=body.get("metadata"),
+            created_at=int(time.time()),
+        )
+        self.batches[batch.id] = batch
+        return 200, batch.to_json()
+
+    def _list_batches(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Newest first, `limit` per page after the id `after`."""
+        ordered = list(reversed(self.batches.values()))
+        after = query.get("after", [None])[0]
+        if after is not None:
+            ids = [b.id for b in ordered]
+            ordered = ordered[ids.index(after) + 1 :] if after in ids else []
+        limit = int(query.get("limit", ["20"])[0])
+        page = ordered[:limit]
+        return {
+            "object": "list",
+            "data": [b.to_json() for b in page],
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+            "has_more": len(ordered) > limit,
+        }
+
+    def _advance(self, batch: EmulatedBatch) -> None:
+        """One poll: validation on the first, the plan's end after `plan.polls` unfinished polls."""
+        if batch.status in ("completed", "failed", "expired", "cancelled"):
+            return
+        batch.retrieves += 1
+        now = int(time.time())
+        if batch.status == "validating":
+            lines, errors = check_batch_file(self._files[batch.input_file_id][1], batch.endpoint)
+            if errors:
+                batch.status, batch.errors = "failed", errors
+                batch.stamps["failed_at"] = now
+                return
+            batch.lines, batch.status = lines, "in_progress"
+            batch.counts["total"] = len(lines)
+            batch.stamps["in_progress_at"] = now
+        plan = batch.plan
+        if batch.retrieves <= plan.polls:
+            batch.counts["completed"] = len(batch.lines) * (batch.retrieves - 1) // max(1, plan.polls)
+            return
+        if plan.outcome == "failed":
+            batch.status, batch.errors = "failed", [dict(e) for e in plan.errors]
+            batch.counts["completed"] = 0
+            batch.stamps["failed_at"] = now
+            return
+        self._finish(batch, now)
+
+    def _finish(self, batch: EmulatedBatch, now: int) -> None:
+        ran = len(batch.lines) if batch.plan.outcome == "completed" else batch.plan.done
+        out: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for index, line in enumerate(batch.lines):
+            answer = self._run_line(line["body"], batch.id) if index < ran else None
+            custom_id = str(line["custom_id"])
+            if answer is None:
+                errors.append(batch_error_line(custom_id, "batch_expired", BATCH_EXPIRED_MESSAGE))
+            elif answer[0] == 200:
+                out.append(batch_output_line(custom_id, *answer))
+            else:
+                errors.append(batch_output_line(custom_id, *answer))
+        expired = any(e["error"] is not None and e["error"]["code"] == "batch_expired" for e in errors)
+        batch.status = "expired" if expired else "completed"
+        batch.stamps["finalizing_at"] = now
+        batch.stamps["expired_at" if expired else "completed_at"] = now
+        batch.counts.update(completed=len(out), failed=len(errors))
+        batch.output_file_id = self._store_output(batch, "output", out)
+        batch.error_file_id = self._store_output(batch, "error", errors)
+        batch.usage = _batch_usage([line["response"]["body"].get("usage") or {} for line in out])
+
+    def _store_output(self, batch: EmulatedBatch, kind: str, lines: list[dict[str, Any]]) -> str | None:
+        if not lines:
+            return None
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        meta = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": f"{batch.id}_{kind}.jsonl",
+            "purpose": "batch_output",
+            "status": "processed",
+        }
+        self._files[file_id] = (meta, data)
+        return file_id
+
+    def _run_line(self, body: dict[str, Any], batch_id: str) -> tuple[int, dict[str, Any]] | None:
+        """A batch line answered like a sync request: (status, body), or None for one that never finishes."""
+        prompt = prompt_of(body)
+        refusal = check_request(body) if self.strict else None
+        if refusal is not None:
+            self.seen.append(Seen(prompt, body, time.monotonic(), "Rejected", time.monotonic(),
+                                  refusal.message, batch_id))  # fmt: skip
+            return refusal.status, refusal.body()
+        n = self._counts[prompt]
+        self._counts[prompt] += 1
+        steps = self.script.get(prompt, ())
+        behaviour = steps[n] if n < len(steps) else self.default(body)
+        seen = Seen(prompt, body, time.monotonic(), type(behaviour).__name__, batch_id=batch_id)
+        self.seen.append(seen)
+        match behaviour:
+            case Hang():
+                return None
+            case Reply():
+                answer = 200, _completion(body, behaviour, self._prompt_cache)
+            case Fail():
+                answer = behaviour.status, _fail_body(behaviour, "")
+            case _:
+                answer = 500, _error_body("The server had an error while processing your request.", None,
+                                           "server_error")  # fmt: skip
+        seen.answered = time.monotonic()
+        return answer
+
+
+def _error_body(message: str, param: str | None, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
+def _not_found(what: str, ident: str) -> dict[str, Any]:
+    return _error_body(f"No such {what} object: {ident}", None)
+
+
+def _fail_body(behaviour: Fail, authorization: str) -> dict[str, Any]:
+    message = behaviour.message
+    if behaviour.echo_authorization:
+        message += f" (got Authorization: {authorization})"
+    code = behaviour.code or str(behaviour.status)
+    kind = behaviour.code or "scripted"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _batch_usage(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The batch object's usage: its lines' usage summed, in the Batch API's field names."""
+
+    def total(name: str, group: str | None = None) -> int:
+        return sum(int(((u.get(group) or {}) if group else u).get(name) or 0) for u in usages)
+
+    input_tokens, output_tokens = total("prompt_tokens"), total("completion_tokens")
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": total("cached_tokens", "prompt_tokens_details")},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": total("reasoning_tokens", "completion_tokens_details")},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """The fields of a multipart/form-data body: name -> (filename or None, value)."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type)
+    if found is None:
+        return {}
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in raw.split(b"--" + found.group(1).encode("latin-1"))[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        filename = re.search(rb'filename="([^"]*)"', head)
+        if name is not None:
+            fields[name.group(1).decode()] = (
+                filename.group(1).decode() if filename else None,
+                value.removesuffix(b"\r\n"),
+            )
+    return fields
 
 
 def _completion(body: Mapping[str, Any], reply: Reply, prompt_cache: PromptCache | None) -> dict[str, Any]:
