@@ -62,7 +62,7 @@ def worker(config: str, days_dir: Path, out: Path) -> None:
     result: dict = {"config": config, "kind": kind, "workers": workers, "files": len(files)}
     with Engine(params.engine, progress=False) as engine:
         started = time.perf_counter()
-        engine.map(warm, list(range(workers)), desc="start")
+        engine.map(warm, list(range(max(2, workers))), desc="start")  # 2+ items: never inline
         result["start_seconds"] = time.perf_counter() - started
         cpu = time.process_time()
         summary = ingest_files(files, out / "ingest", progress=False, engine=engine)
@@ -195,14 +195,15 @@ def projection(results: list[dict]) -> str:
     for label, steps in (("ingest", ("ingest", "vessels")), ("ingest + stage 02 data", STEPS)):
         rows = one["ingest"]["rows"]
         work = sum(one[s].get("partition_seconds", 0.0) for s in steps)
-        serial = sum(one[s]["seconds"] for s in steps) - work
+        serial = sum(one[s]["seconds"] for s in steps) - work  # the driver's part of one worker's wall time
         rate = rows / work  # rows per core-second, one worker held to one thread
         scale = YEAR_ROWS / rows
         for name, eff_config in (("local", "local2"), ("ray", "ray2")):
             if eff_config not in by:
                 continue
             two = by[eff_config]
-            eff = sum(one[s]["seconds"] for s in steps) / sum(two[s]["seconds"] for s in steps) / 2
+            parallel_wall = sum(two[s]["seconds"] for s in steps) - serial
+            eff = work / (two["workers"] * parallel_wall)  # of the partitions' part alone
             node = YEAR_ROWS / (rate * CORES * eff) + serial * scale
             line = (
                 f"- {label}, {name} efficiency {eff:.2f}: one {CORES}-core machine = 3.2e9 / ({rate:,.0f} rows/s "

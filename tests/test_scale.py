@@ -114,7 +114,7 @@ def test_ingest_in_partitions_is_byte_identical_to_one_file_after_another(runs, 
     summary = json.loads((runs["local2"] / "ingest" / "ingest_summary.json").read_text())
     assert summary["engine"] == {"kind": "local", "workers": 2}
     assert summary["rows_in"] == summary["rows_clean"] + summary["rows_quarantined"]
-    assert [p["partition"] for p in summary["partitions"]] == [f.name for f in day_files]
+    assert sorted(p["partition"] for p in summary["partitions"]) == [f.name for f in day_files]
 
 
 def test_one_and_two_local_workers_give_identical_outputs(runs):

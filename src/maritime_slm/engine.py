@@ -265,7 +265,10 @@ class Engine:
                 try:
                     value, stats = fut.result()
                 except BrokenProcessPool as exc:
-                    why = "its worker process died (killed, or out of memory)"
+                    why = (
+                        "its worker process died (killed, out of memory, or it could not start: a script that runs "
+                        "stages needs `if __name__ == '__main__':` around its top level)"
+                    )
                     self._check_attempts(desc, keys[i], attempts[i], why, exc)
                     return False
                 except permanent:

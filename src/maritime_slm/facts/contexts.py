@@ -19,6 +19,7 @@ import polars as pl
 from maritime_slm.ais.simulate import load_ports
 from maritime_slm.config import ContextParams, FactsParams
 from maritime_slm.facts.geo import haversine_nm
+from maritime_slm.facts.tracks import exact_mean
 from maritime_slm.facts.vessels import STATUS_LABELS, status_label, type_group, type_group_expr
 from maritime_slm.facts.zones import load_zones
 
@@ -75,8 +76,8 @@ def candidate_cells(points: pl.LazyFrame, params: ContextParams) -> pl.DataFrame
         with_cell_keys(points, params)
         .group_by("window", "cell_lat", "cell_lon", "mmsi")
         .agg(
-            lat=pl.col("lat").mean(),
-            lon=pl.col("lon").mean(),
+            lat=exact_mean("lat"),
+            lon=exact_mean("lon"),
             type_group=type_group_expr(pl.col("vessel_type").drop_nulls().last()),
         )
     )
@@ -84,8 +85,8 @@ def candidate_cells(points: pl.LazyFrame, params: ContextParams) -> pl.DataFrame
         per_vessel.group_by("window", "cell_lat", "cell_lon")
         .agg(
             n_vessels=pl.len(),
-            lat=pl.col("lat").mean(),
-            lon=pl.col("lon").mean(),
+            lat=exact_mean("lat"),
+            lon=exact_mean("lon"),
             dominant_type=pl.col("type_group").mode().sort().first(),
         )
         .filter(pl.col("n_vessels") >= params.min_vessels)

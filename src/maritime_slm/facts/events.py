@@ -17,7 +17,7 @@ import polars as pl
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.encounters import classify_encounter, cpa_tcpa
 from maritime_slm.facts.geo import NM_PER_DEG_LAT, haversine_nm_expr
-from maritime_slm.facts.tracks import minutes_between, prev
+from maritime_slm.facts.tracks import exact_mean, minutes_between, prev
 from maritime_slm.facts.vessels import status_label_expr
 from maritime_slm.facts.zones import Zone, load_zones
 
@@ -159,7 +159,7 @@ def status_inconsistencies(
             end=pl.col("ts").last(),
             n_reports=pl.len(),
             max_sog_kn=pl.col("sog").max().cast(pl.Float64),
-            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+            mean_sog_kn=exact_mean("sog"),
         )
         .select(
             "mmsi",
@@ -261,9 +261,9 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
             start=pl.col("ts").min(),
             end=pl.col("ts").max(),
             n_reports=pl.len(),
-            lat=pl.col("lat").mean(),
-            lon=pl.col("lon").mean(),
-            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+            lat=exact_mean("lat"),
+            lon=exact_mean("lon"),
+            mean_sog_kn=exact_mean("sog"),
             max_sog_kn=pl.col("sog").max().cast(pl.Float64),
         )
         .with_columns(duration_min=minutes_between("start", "end"))
@@ -372,7 +372,7 @@ def speed_zone_violations(tracks, zones: list[Zone] | None = None) -> pl.DataFra
             end=pl.col("ts").last(),
             n_reports=pl.len(),
             max_sog_kn=pl.col("sog").max().cast(pl.Float64),
-            mean_sog_kn=pl.col("sog").mean().cast(pl.Float64),
+            mean_sog_kn=exact_mean("sog"),
             length_m=pl.col("length").max().cast(pl.Float64),
         )
         .with_columns(duration_min=minutes_between("start", "end"))

@@ -29,6 +29,21 @@ def minutes_between(start: str | pl.Expr, end: str | pl.Expr) -> pl.Expr:
     return (end - start).dt.total_microseconds().cast(pl.Float64) / 60e6
 
 
+FIXED_POINT = 2.0**30  # fixed-point unit of exact means: ~1e-9 degree; speeds (float32) are exact in it
+
+
+def exact_mean(col: str | pl.Expr) -> pl.Expr:
+    """Mean whose bits do not depend on how the rows were chunked, ordered or split over threads.
+
+    Float sums do (polars sums per chunk and morsel), so a partition and the whole frame gave means apart in the
+    last bits. Here values are summed as integers in units of 2^-30 (exact for float32 speeds; positions move
+    by < 1e-9 degree), then divided once; null for a group of nulls. Exact while a group's sum stays < 2^53.
+    """
+    x = pl.col(col) if isinstance(col, str) else col
+    fixed = (x.cast(pl.Float64) * FIXED_POINT).round().cast(pl.Int64)
+    return pl.when(fixed.count() > 0).then(fixed.sum() / fixed.count() / FIXED_POINT)
+
+
 def build_tracks(points: Frame, gap_minutes: float) -> Frame:
     """Points in the canonical schema -> the same rows sorted by (mmsi, ts) plus track columns.
 
