@@ -290,3 +290,15 @@ def test_lines_that_do_not_fit_the_stage_budget_are_a_params_error(tmp_path):
     assert params.evaluate.refuse_over_budget
     with pytest.raises(ParamsError, match=r"curate.editor.budget_usd \$200.*more than curate.budget_usd"):
         load_params("paper", [inputs, "curate.budget_usd=100", "curate.editor.budget_usd=200"])
+
+
+def test_a_local_endpoint_is_counted_with_its_gguf_vocabulary_and_previewed_as_local():
+    from maritime_slm.config import ModelEndpoint
+    from maritime_slm.llm.tokens import tokenizer_for
+
+    local = ModelEndpoint(name="smol", model="smollm2", local=True)
+    tokenizer = tokenizer_for(local)
+    assert not tokenizer.exact and "GGUF" in tokenizer.name
+    assert 0 < tokenizer.count("AIS snapshot 2024-06-01 00:00") < len("AIS snapshot 2024-06-01 00:00")
+    shown = preview_role("teacher", local, [LLMRequest.chat("hello")] * 3)
+    assert shown.local and shown.requests == 3 and shown.usd_ceiling == 0 and shown.tokenizer == "local"
