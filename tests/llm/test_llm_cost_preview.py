@@ -30,7 +30,14 @@ from maritime_slm.llm.preview import (
     preview_role,
 )
 from maritime_slm.llm.testserver import json_reply, prompt_of
-from maritime_slm.llm.tokens import _SEGMENT, O200K_SHA256, o200k_encoding, o200k_file, o200k_tokenizer
+from maritime_slm.llm.tokens import (
+    _SEGMENT,
+    O200K_SHA256,
+    o200k_encoding,
+    o200k_file,
+    o200k_tokenizer,
+    tiktoken_bpe,
+)
 
 FAKE_KEY = "sk-test-" + "k" * 32
 
@@ -85,7 +92,7 @@ def test_o200k_base_comes_from_the_package_and_downloads_nothing(monkeypatch):
 
     import tiktoken.load
 
-    assert hashlib.sha256(o200k_file().read_bytes()).hexdigest() == O200K_SHA256
+    assert hashlib.sha256(tiktoken_bpe(o200k_file().read_bytes())).hexdigest() == O200K_SHA256
 
     def no_download(path: str) -> bytes:
         raise AssertionError(f"tiktoken tried to read {path}")
@@ -163,7 +170,7 @@ def test_generate_preview_counts_what_the_stage_sends(scripted, tmp_path, monkey
         assert role["output_tokens_ceiling"] >= sum(e["output_tokens"] for e in mine)
     o3 = next(r for r in shown["roles"] if r["endpoint"] == "o3-mini")
     assert o3["output_tokens_ceiling"] == 12 * 4000 and o3["reasoning_model"]
-    assert shown["ceiling_usd_batch"] == pytest.approx(shown["ceiling_usd"] / 2)
+    assert shown["ceiling_usd_batch"] == pytest.approx(shown["ceiling_usd"] / 2, abs=1e-5)
 
     # a re-run: every request is in the request cache, so nothing is left to pay
     generate_pairs(ctxs, facts, params, tmp_path / "stage2", tmp_path / "llm", seed=0)
@@ -235,8 +242,8 @@ def test_a_stage_over_budget_refuses_before_any_request(scripted, tmp_path, monk
 
 
 def test_problems_name_the_line_and_the_stage_budget():
-    role = preview_module.RolePreview("judge", "j", "gpt-4o", usd_ceiling=3.0, line_key="evaluate.judge.budget_usd",
-                                      line_usd=2.0)  # fmt: skip
+    role = preview_module.RolePreview("judge", "j", "gpt-4o", usd_ceiling=3.0, usd_ceiling_batch=1.5,
+                                      line_key="evaluate.judge.budget_usd", line_usd=2.0)  # fmt: skip
     preview = CostPreview("evaluate", [role], "evaluate.budget_usd", 10.0, spent_usd=9.0)
     problems = preview.problems()
     assert len(problems) == 2 and "evaluate.judge.budget_usd" in problems[0] and "$1.00" in problems[1]
@@ -283,3 +290,15 @@ def test_lines_that_do_not_fit_the_stage_budget_are_a_params_error(tmp_path):
     assert params.evaluate.refuse_over_budget
     with pytest.raises(ParamsError, match=r"curate.editor.budget_usd \$200.*more than curate.budget_usd"):
         load_params("paper", [inputs, "curate.budget_usd=100", "curate.editor.budget_usd=200"])
+
+
+def test_a_local_endpoint_is_counted_with_its_gguf_vocabulary_and_previewed_as_local():
+    from maritime_slm.config import ModelEndpoint
+    from maritime_slm.llm.tokens import tokenizer_for
+
+    local = ModelEndpoint(name="smol", model="smollm2", local=True)
+    tokenizer = tokenizer_for(local)
+    assert not tokenizer.exact and "GGUF" in tokenizer.name
+    assert 0 < tokenizer.count("AIS snapshot 2024-06-01 00:00") < len("AIS snapshot 2024-06-01 00:00")
+    shown = preview_role("teacher", local, [LLMRequest.chat("hello")] * 3)
+    assert shown.local and shown.requests == 3 and shown.usd_ceiling == 0 and shown.tokenizer == "local"

