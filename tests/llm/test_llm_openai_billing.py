@@ -129,7 +129,9 @@ def test_budget_line_is_capped_by_its_own_limit_and_by_the_stage():
     assert refused.value.budget is stage
     first.settle(held, 0.1)
     assert (first.spent_usd, second.spent_usd, stage.spent_usd) == (0.1, 0.5, pytest.approx(0.6))
-    assert stage.reserved_usd == 0 and second.remaining_usd == pytest.approx(0.4)
+    # the first line's unspent 0.4 stays held for it: the unlimited line cannot take it
+    assert stage.reserved_usd == 0 and first.remaining_usd == pytest.approx(0.4)
+    assert second.remaining_usd == pytest.approx(0.0)
 
 
 def test_paper_profile_gives_o3_mini_room_to_reason_and_prices_cached_input(tmp_path):
