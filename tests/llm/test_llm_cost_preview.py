@@ -252,6 +252,20 @@ def test_problems_name_the_line_and_the_stage_budget():
     assert len(preview.problems()) == 1
 
 
+def test_a_batch_endpoint_is_previewed_at_batch_prices():
+    """The role pays what its endpoint's switch says: the refusal must compare the batch ceiling, not sync."""
+    from maritime_slm.config import ModelEndpoint
+
+    fields = dict(name="t", model="gpt-4o", base_url="http://127.0.0.1:9/v1", response_format="text",
+                  price_in_per_m=2.5, price_out_per_m=10.0, max_tokens=100)  # fmt: skip
+    asked = [LLMRequest.chat("how many vessels?", max_tokens=100)]
+    sync = preview_role("teacher", ModelEndpoint(**fields), asked)
+    batch = preview_role("teacher", ModelEndpoint(**fields, batch=True), asked)
+    assert (sync.batch, batch.batch) == (False, True)
+    assert batch.usd_ceiling == sync.usd_ceiling > 0
+    assert batch.checked_usd == pytest.approx(sync.checked_usd / 2)
+
+
 # -------------------------------------------------------------------------------------------- budget lines
 
 

@@ -155,12 +155,14 @@ def preview_role(
     line_usd: float | None = None,
     line_spent_usd: float = 0.0,
     expected_output: tuple[float, str] | None = None,
-    batch: bool = False,
+    batch: bool | None = None,
 ) -> RolePreview:
     """Count one role's requests (first rounds, in the order they are sent); a local endpoint is only listed.
 
     `expected_output`: (mean output tokens per reply, where that mean comes from), e.g. from `measured_output`.
+    `batch`: whether the role pays batch prices; None = the endpoint's own switch (`endpoint.batch`).
     """
+    batch = endpoint.batch.enabled if batch is None else batch
     out = RolePreview(role, endpoint.name, endpoint.model, local=endpoint.local, batch=batch,
                       reasoning_model=is_reasoning_model(endpoint), line_key=line_key, line_usd=line_usd,
                       line_spent_usd=line_spent_usd)  # fmt: skip
