@@ -15,7 +15,7 @@ from maritime_slm.config import Params
 from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.factsheet import compute_facts
 from maritime_slm.jsonl import read_jsonl
-from maritime_slm.models import count_tokens
+from maritime_slm.models import student_token_counter
 
 FACTS_VERSION = "1"
 
@@ -43,8 +43,9 @@ def read_flags(ingest_dir: Path) -> dict[int, str]:
 def build_contexts_and_facts(ingest_dir: Path, params: Params, out_dir: Path) -> dict[str, Any]:
     """Writes contexts.jsonl, facts.jsonl, candidates.parquet and strata.csv; returns what it wrote."""
     started = time.perf_counter()
+    counter = student_token_counter(params.train)
     contexts, cells, strata = sample_contexts(
-        read_points(ingest_dir), read_flags(ingest_dir), params.contexts, params.facts, count_tokens
+        read_points(ingest_dir), read_flags(ingest_dir), params.contexts, params.facts, counter
     )
     version = facts_version(params)
     facts = {ctx["context_id"]: compute_facts(ctx, params.facts) for ctx in contexts}
