@@ -12,7 +12,7 @@ from maritime_slm.ais.simulate import simulate
 from maritime_slm.config import ContextParams, FactsParams, load_params
 from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.factsheet import compute_facts
-from maritime_slm.models import student_token_counter, count_tokens
+from maritime_slm.models import count_tokens, student_token_counter
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "AIS_2022_01_03_first99999.zip"
 
