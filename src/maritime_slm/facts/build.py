@@ -22,7 +22,7 @@ from maritime_slm.facts.contexts import assemble_contexts, strata_table
 from maritime_slm.facts.factsheet import compute_facts
 from maritime_slm.facts.partitions import stage_data
 from maritime_slm.jsonl import read_jsonl
-from maritime_slm.models import count_tokens
+from maritime_slm.models import student_token_counter
 
 FACTS_VERSION = "1"
 WORK_DIR = "_work"  # the partitions' shuffle files while the stage runs
@@ -65,8 +65,8 @@ def build_contexts_and_facts(
     shutil.rmtree(work, ignore_errors=True)
     seconds_data = time.perf_counter() - started
     contexts = assemble_contexts(
-        data["chosen"], data["points"], read_flags(ingest_dir), params.contexts, params.facts, count_tokens,
-        progress,
+        data["chosen"], data["points"], read_flags(ingest_dir), params.contexts, params.facts,
+        student_token_counter(params.train), progress,
     )  # fmt: skip
     version = facts_version(params)
     facts = {ctx["context_id"]: compute_facts(ctx, params.facts) for ctx in contexts}

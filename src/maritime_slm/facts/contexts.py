@@ -208,7 +208,9 @@ def serialize(ctx: dict[str, Any], layout: Literal["table", "compact"] = "table"
     for r in ctx["reports"]:
         by_vessel.setdefault(r["mmsi"], []).append(r)
     if layout == "compact":
-        return "\n".join(lines + _compact_vessels(ctx["vessels"], by_vessel))
+        return "\n".join(
+            lines + _compact_vessels(ctx["vessels"], by_vessel, start.replace(minute=0, second=0))
+        )
     lines.append(
         "Vessels (MMSI|name|type (code)|flag|class|length x beam m|draft m|nav status), each followed by its "
         "reports (time UTC|lat|lon|SOG kn|COG deg|heading deg):"
@@ -234,27 +236,40 @@ def _status_code(code: int | None) -> int:
     return int(code) if code is not None and int(code) in STATUS_LABELS else 15
 
 
-def _compact_vessels(vessels: list[dict[str, Any]], by_vessel: dict[int, list[dict[str, Any]]]) -> list[str]:
-    """One line per vessel, its reports on the same line: about half the tokens of the table layout, so a 32k
-    window holds 500 vessels. Draught and the AIS type code are left out (no fact reads them); the status is its
-    code, with one legend line for the codes present."""
+def _compact_vessels(
+    vessels: list[dict[str, Any]], by_vessel: dict[int, list[dict[str, Any]]], hour: datetime
+) -> list[str]:
+    """One line per vessel with its reports, under a heading per type group and transceiver class: about 60 tokens
+    a vessel, so a 32k window holds 500. Report times are minutes:seconds past the window's hour; draught and the
+    AIS type code are left out (no fact reads them); the status is its code, with one legend for the codes
+    present."""
     codes = sorted({_status_code(v["status"]) for v in vessels})
     lines = [
         "Navigational status codes: " + "; ".join(f"{c} {STATUS_LABELS[c]}" for c in codes),
-        "Vessels, one per line (MMSI|name|type|flag|class|length x beam m|status code|reports: time UTC, lat, lon, "
-        'SOG kn, COG deg, heading deg; reports separated by ";"):',
+        "Vessels under a heading of their type group and class, one per line (MMSI|name|flag|length x beam m|"
+        f"status code|reports: time as minutes:seconds past {hour:%H:%M} UTC, lat, lon, SOG kn, COG deg, heading "
+        'deg; reports separated by ";"):',
     ]
-    for v in vessels:
-        reports = ";".join(
-            f"{datetime.fromisoformat(r['ts']):%H:%M:%S} {r['lat']:.4f} {r['lon']:.4f} {_fmt(r['sog'])} "
-            f"{_fmt(r['cog'])} {_fmt(r['heading'], 0)}"
-            for r in by_vessel.get(v["mmsi"], [])
-        )
-        lines.append(
-            f"{v['mmsi']}|{v['name'] or '-'}|{v['type_group']}|{v['flag'] or '-'}|{v['transceiver'] or '-'}|"
-            f"{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}|{_status_code(v['status'])}|{reports}"
-        )
+    for group, cls in sorted({(v["type_group"], v["transceiver"] or "-") for v in vessels}):
+        lines.append(f"{group}, class {cls}:")
+        for v in vessels:
+            if (v["type_group"], v["transceiver"] or "-") != (group, cls):
+                continue
+            reports = ";".join(
+                f"{_past(datetime.fromisoformat(r['ts']), hour)} {r['lat']:.4f} {r['lon']:.4f} {_fmt(r['sog'])} "
+                f"{_fmt(r['cog'])} {_fmt(r['heading'], 0)}"
+                for r in by_vessel.get(v["mmsi"], [])
+            )
+            lines.append(
+                f"{v['mmsi']}|{v['name'] or '-'}|{v['flag'] or '-'}|{_fmt(v['length'], 0)}x{_fmt(v['width'], 0)}|"
+                f"{_status_code(v['status'])}|{reports}"
+            )
     return lines
+
+
+def _past(when: datetime, hour: datetime) -> str:
+    minutes, seconds = divmod(int((when - hour).total_seconds()), 60)
+    return f"{minutes:02d}:{seconds:02d}"
 
 
 def _active_zones(ctx_lat: np.ndarray, ctx_lon: np.ndarray, mmsi: np.ndarray, when: datetime) -> list[dict]:
