@@ -4,6 +4,8 @@ emulated model never reaches its base_url, and the emulated model gives every st
 from __future__ import annotations
 
 import json
+import os
+import urllib.request
 
 import pytest
 from testkit import hand_made_context
@@ -11,7 +13,7 @@ from testkit import hand_made_context
 from maritime_slm.config import FactsParams, GenerateParams, load_params
 from maritime_slm.curate.revise import EditorRevision, edit_jobs
 from maritime_slm.curate.verify import verify
-from maritime_slm.dryrun import emulator, respond
+from maritime_slm.dryrun import emulator, ensure_emulator, respond
 from maritime_slm.evaluate.judge import judge_messages, parse_grade
 from maritime_slm.facts.contexts import serialize
 from maritime_slm.facts.factsheet import compute_facts
@@ -61,6 +63,15 @@ def test_an_emulated_model_never_goes_to_its_base_url(monkeypatch):
     monkeypatch.delenv(EMULATOR_URL_ENV)
     with emulator() as server, serving([teacher]) as ready:
         assert ready[0].base_url == server.base_url and server.base_url.startswith("http://127.0.0.1:")
+
+
+def test_a_notebook_opened_by_hand_starts_its_own_emulator(monkeypatch):
+    monkeypatch.delenv(EMULATOR_URL_ENV, raising=False)
+    url = ensure_emulator()
+    assert url.startswith("http://127.0.0.1:") and os.environ[EMULATOR_URL_ENV] == url
+    assert ensure_emulator() == url  # one per process
+    with urllib.request.urlopen(f"{url}/models", timeout=5) as reply:
+        assert reply.status == 200
 
 
 def body(messages, output=None, model="gpt-4o"):

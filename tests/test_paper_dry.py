@@ -31,7 +31,8 @@ def sent(run_dir):
 
 
 def ledger(run_dir) -> pl.DataFrame:
-    frames = [pl.read_csv(run_dir / s / "ledger.csv").with_columns(stage=pl.lit(s)) for s in STAGES[1:5]]
+    paying = ("generate", "curate", "evaluate")
+    frames = [pl.read_csv(run_dir / s / "ledger.csv").with_columns(stage=pl.lit(s)) for s in paying]
     return (
         pl.concat(frames)
         .group_by("stage", "teacher")
