@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -217,24 +216,10 @@ def projection(results: list[dict]) -> str:
 
 
 def machine_info() -> dict:
-    import polars
-    import psutil
+    """The ingest benchmark's machine record, plus the Ray version (None when the extra is not installed)."""
+    from ingest import machine_info as base_info
 
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    info = {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "polars": polars.__version__,
-        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
-    }
+    info = base_info()
     try:
         import ray
 

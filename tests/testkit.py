@@ -69,3 +69,32 @@ def hand_made_context() -> dict:
             _report(538000003, "00:15:00", 30.0, -94.0, 0.0, None, 15),
         ],
     }
+
+
+def teacher_contexts(n: int) -> tuple[list[dict], dict[str, list[dict]]]:
+    """n hand-made contexts, each shifted a little: distinct contexts make distinct prompts (identical prompts
+    share a cache entry); with their fact sheets."""
+    from maritime_slm.config import FactsParams
+    from maritime_slm.facts.contexts import serialize
+    from maritime_slm.facts.factsheet import compute_facts
+
+    ctxs = []
+    for i in range(n):
+        ctx = hand_made_context()
+        ctx["context_id"] = f"ctx-{i:03d}"
+        for r in ctx["reports"]:
+            r["lat"] += 0.01 * i
+        ctx["text"] = serialize(ctx)
+        ctxs.append(ctx)
+    return ctxs, {c["context_id"]: compute_facts(c, FactsParams()) for c in ctxs}
+
+
+def answer_first_intent(body):
+    """A well-behaved teacher: picks the first intent on the menu and answers '1'."""
+    import re
+
+    from maritime_slm.llm.testserver import json_reply, prompt_of
+
+    key = re.search(r"^- ([a-z_]+\.[^:\s]+(?::[^:\s]+)*):", prompt_of(body), re.M).group(1)
+    return json_reply({"fact_key": key, "question": f"What about {key}?", "reasoning": "Read it off.",
+                       "answer": "It is 1.", "final_answer": "1"})  # fmt: skip

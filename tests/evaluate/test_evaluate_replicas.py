@@ -15,6 +15,15 @@ def ask(prompt: str, snapshot: str) -> LLMRequest:
     return LLMRequest.chat(prompt, affinity=snapshot, max_tokens=8, temperature=0.0)
 
 
+def replicated(first: ScriptedServer, second: ScriptedServer, concurrency: int) -> ModelEndpoint:
+    """A student served by two replicas, as `serving()` hands it over."""
+    return ModelEndpoint(
+        name="student", model="student-x", base_url=first.base_url, replicas=2,
+        replica_urls=[first.base_url, second.base_url], response_format="text", temperature=0.0,
+        max_tokens=8, concurrency=concurrency, timeout_s=5.0, max_retries=0,
+    )  # fmt: skip
+
+
 def test_lanes_keep_a_snapshot_together_and_balance_the_replicas():
     requests = [ask(f"q{i}", snapshot) for i, snapshot in enumerate("aaaabbcdddde")]
     dealt = lanes(requests, 2)
@@ -31,11 +40,7 @@ def test_lanes_keep_a_snapshot_together_and_balance_the_replicas():
 def test_each_snapshot_is_answered_by_one_replica_and_both_replicas_work(tmp_path):
     first, second = ScriptedServer().start(), ScriptedServer().start()
     try:
-        endpoint = ModelEndpoint(
-            name="student", model="student-x", base_url=first.base_url, replicas=2,
-            replica_urls=[first.base_url, second.base_url], response_format="text", temperature=0.0,
-            max_tokens=8, concurrency=2, timeout_s=5.0, max_retries=0,
-        )  # fmt: skip
+        endpoint = replicated(first, second, concurrency=2)
         snapshots = {f"q{i}": snapshot for i, snapshot in enumerate("aaabbbcccddd")}
         requests = [ask(prompt, snapshot) for prompt, snapshot in snapshots.items()]
         results, latencies, wall = run_timed(
@@ -63,11 +68,7 @@ def test_replicas_with_one_request_in_flight_each_answer_at_the_same_time():
     when the client held one slot for the whole endpoint, and two replicas were slower than one server)."""
     first, second = ScriptedServer(latency_s=0.2).start(), ScriptedServer(latency_s=0.2).start()
     try:
-        endpoint = ModelEndpoint(
-            name="student", model="student-x", base_url=first.base_url, replicas=2,
-            replica_urls=[first.base_url, second.base_url], response_format="text", temperature=0.0,
-            max_tokens=8, concurrency=1, timeout_s=5.0, max_retries=0,
-        )  # fmt: skip
+        endpoint = replicated(first, second, concurrency=1)
         requests = [ask(f"q{i}", snapshot) for i, snapshot in enumerate("aabbccdd")]
         results, latencies, wall = run_timed(
             endpoint, requests, cache=None, ledger=None, budget=None, progress=False
@@ -91,11 +92,7 @@ def test_run_batch_spreads_a_replicated_endpoint_over_its_servers_a_snapshot_at_
 
     first, second = ScriptedServer(latency_s=0.1).start(), ScriptedServer(latency_s=0.1).start()
     try:
-        endpoint = ModelEndpoint(
-            name="student", model="student-x", base_url=first.base_url, replicas=2,
-            replica_urls=[first.base_url, second.base_url], response_format="text", temperature=0.0,
-            max_tokens=8, concurrency=1, timeout_s=5.0, max_retries=0,
-        )  # fmt: skip
+        endpoint = replicated(first, second, concurrency=1)
         snapshots = {f"q{i}": snapshot for i, snapshot in enumerate("aabbccdd")}
         batch = run_batch(endpoint, [ask(p, s) for p, s in snapshots.items()], progress=False)
         assert all(r.ok for r in batch) and [json.loads(r.text)["prompt"] for r in batch] == list(snapshots)

@@ -1,7 +1,8 @@
 """A teacher that is down, out of quota or mostly failing fails the stage, naming the endpoint and never the key."""
 
 import pytest
-from test_generate_stage import FAKE_KEY, answer_first_intent, api_teacher, contexts
+from test_generate_stage import FAKE_KEY, api_teacher
+from testkit import answer_first_intent, teacher_contexts
 
 from maritime_slm.config import GenerateParams
 from maritime_slm.generate.run import generate_pairs
@@ -21,7 +22,7 @@ class Unreachable:
 
 
 def test_unreachable_teacher_fails_the_stage_naming_the_endpoint(tmp_path):
-    ctxs, facts = contexts(1)
+    ctxs, facts = teacher_contexts(1)
     params = GenerateParams(
         teachers=[api_teacher(Unreachable(), max_retries=0)], pairs_per_context=6, budget_usd=1.0
     )
@@ -42,7 +43,7 @@ def test_unreachable_teacher_fails_the_stage_naming_the_endpoint(tmp_path):
 
 
 def test_insufficient_quota_stops_the_batch_at_once(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     quota = Fail(429, "You exceeded your current quota (insufficient_quota)", echo_authorization=True)
     with ScriptedServer(default=lambda body: quota) as server:
         params = GenerateParams(
@@ -56,7 +57,7 @@ def test_insufficient_quota_stops_the_batch_at_once(tmp_path):
 
 
 def test_out_of_quota_fails_after_one_request_although_retries_are_on(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     quota = Fail(429, "You exceeded your current quota, please check your plan and billing details.",
                  code="insufficient_quota")  # fmt: skip
     with ScriptedServer(default=lambda body: quota) as server:
@@ -74,7 +75,7 @@ def test_out_of_quota_fails_after_one_request_although_retries_are_on(tmp_path):
 
 
 def test_too_many_failures_fail_after_caching_what_succeeded(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     calls = {"n": 0}
 
     def every_third_fails(body):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -10,35 +9,13 @@ import time
 
 import polars as pl
 import pytest
-from testkit import hand_made_context
+from testkit import answer_first_intent, teacher_contexts
 
-from maritime_slm.config import FactsParams, GenerateParams, ModelEndpoint
-from maritime_slm.facts.contexts import serialize
-from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.config import GenerateParams, ModelEndpoint
 from maritime_slm.generate.run import generate_pairs
-from maritime_slm.llm.testserver import ScriptedServer, json_reply, prompt_of
+from maritime_slm.llm.testserver import ScriptedServer
 
 FAKE_KEY = "test-key-" + "Kq9" * 12
-
-
-def contexts(n: int) -> tuple[list[dict], dict[str, list[dict]]]:
-    ctxs = []
-    for i in range(n):
-        ctx = hand_made_context()
-        ctx["context_id"] = f"ctx-{i:03d}"
-        # distinct contexts make distinct prompts (identical prompts share a cache entry)
-        for r in ctx["reports"]:
-            r["lat"] += 0.01 * i
-        ctx["text"] = serialize(ctx)
-        ctxs.append(ctx)
-    return ctxs, {c["context_id"]: compute_facts(c, FactsParams()) for c in ctxs}
-
-
-def answer_first_intent(body):
-    """A well-behaved teacher: picks the first intent on the menu and answers '1'."""
-    key = re.search(r"^- ([a-z_]+\.[^:\s]+(?::[^:\s]+)*):", prompt_of(body), re.M).group(1)
-    return json_reply({"fact_key": key, "question": f"What about {key}?", "reasoning": "Read it off.",
-                       "answer": "It is 1.", "final_answer": "1"})  # fmt: skip
 
 
 def api_teacher(server: ScriptedServer, **kw) -> ModelEndpoint:
@@ -54,7 +31,7 @@ def fake_key(monkeypatch):
 
 
 def test_rules_and_api_teacher_pairs_then_a_free_rerun(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(teachers=[api_teacher(server)], pairs_per_context=6, budget_usd=1.0)
         first = generate_pairs(ctxs, facts, params, tmp_path / "stage1", tmp_path / "llm", seed=0)
@@ -75,7 +52,7 @@ def test_rules_and_api_teacher_pairs_then_a_free_rerun(tmp_path):
 
 
 def test_the_key_appears_in_no_output(tmp_path):
-    ctxs, facts = contexts(1)
+    ctxs, facts = teacher_contexts(1)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(teachers=[api_teacher(server)], pairs_per_context=6, budget_usd=1.0)
         generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
@@ -85,7 +62,7 @@ def test_the_key_appears_in_no_output(tmp_path):
 
 
 def test_budget_stops_cleanly_with_what_finished(tmp_path):
-    ctxs, facts = contexts(4)
+    ctxs, facts = teacher_contexts(4)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
             teachers=[api_teacher(server, concurrency=1)],
@@ -108,7 +85,7 @@ def _teacher_rows(stage):
 
 
 def test_each_teacher_spends_its_own_budget_line(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
             teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
@@ -129,7 +106,7 @@ def test_each_teacher_spends_its_own_budget_line(tmp_path):
 
 
 def test_the_stage_budget_still_caps_all_teachers_together(tmp_path):
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
             teachers=[api_teacher(server, name="first", concurrency=1, budget_usd=0.03),
@@ -158,7 +135,7 @@ write_jsonl(out / "pairs.jsonl", result.pairs)
 
 
 def test_killed_generation_resumes_without_paying_twice(tmp_path):
-    ctxs, facts = contexts(5)
+    ctxs, facts = teacher_contexts(5)
     with ScriptedServer(default=answer_first_intent, latency_s=0.3) as server:
         params = GenerateParams(
             teachers=[api_teacher(server, concurrency=2)], pairs_per_context=6, budget_usd=1.0
@@ -195,7 +172,7 @@ def test_killed_generation_resumes_without_paying_twice(tmp_path):
 
 @pytest.mark.slow
 def test_real_llama_cpp_teacher_writes_parsed_pairs(tmp_path):
-    ctxs, facts = contexts(1)
+    ctxs, facts = teacher_contexts(1)
     # concurrency 1: the llama.cpp server is single-slot, queued requests would spend their timeout waiting
     local = ModelEndpoint(name="local-smollm2", model="smollm2-135m-instruct", local=True,
                           response_format="json_object_schema", max_tokens=256, temperature=0.7, timeout_s=300,
@@ -212,7 +189,7 @@ def test_real_llama_cpp_teacher_writes_parsed_pairs(tmp_path):
 def test_a_later_teachers_line_is_held_while_the_first_runs(tmp_path):
     """Issue 16: one budget spent by the teachers in order left the second nothing. Every line is made before
     the first teacher runs, and what a line has not spent is held for it."""
-    ctxs, facts = contexts(3)
+    ctxs, facts = teacher_contexts(3)
     with ScriptedServer(default=answer_first_intent) as server:
         params = GenerateParams(
             teachers=[api_teacher(server, name="first", concurrency=1),

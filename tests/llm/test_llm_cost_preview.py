@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import numpy as np
 import pytest
 from llm_helpers import FAST, make_endpoint
-from testkit import hand_made_context
+from testkit import answer_first_intent, teacher_contexts
 
-from maritime_slm.config import FactsParams, GenerateParams, ParamsError, load_params
-from maritime_slm.facts.contexts import serialize
-from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.config import GenerateParams, ParamsError, load_params
 from maritime_slm.generate.run import generate_pairs, teacher_requests
 from maritime_slm.llm import Budget, BudgetExceeded, Ledger, LLMRequest, read_log, run_batch
 from maritime_slm.llm import preview as preview_module
@@ -29,7 +26,6 @@ from maritime_slm.llm.preview import (
     PrefixCache,
     preview_role,
 )
-from maritime_slm.llm.testserver import json_reply, prompt_of
 from maritime_slm.llm.tokens import (
     _SEGMENT,
     O200K_SHA256,
@@ -66,24 +62,6 @@ def attempts(folder) -> list[dict]:
     return [e for e in read_log(folder / "calls.jsonl") if e["event"] == "attempt"]
 
 
-def contexts(n: int) -> tuple[list[dict], dict[str, list[dict]]]:
-    out = []
-    for i in range(n):
-        ctx = hand_made_context()
-        ctx["context_id"] = f"ctx-{i:03d}"
-        for r in ctx["reports"]:
-            r["lat"] += 0.01 * i
-        ctx["text"] = serialize(ctx)
-        out.append(ctx)
-    return out, {c["context_id"]: compute_facts(c, FactsParams()) for c in out}
-
-
-def answer_first_intent(body):
-    key = re.search(r"^- ([a-z_]+\.[^:\s]+(?::[^:\s]+)*):", prompt_of(body), re.M).group(1)
-    return json_reply({"fact_key": key, "question": f"What about {key}?", "reasoning": "Read it off.",
-                       "answer": "It is 1.", "final_answer": "1"})  # fmt: skip
-
-
 # ------------------------------------------------------------------------------------- o200k_base, offline
 
 
@@ -114,7 +92,7 @@ def test_segmented_counting_equals_whole_text_on_real_prompts():
     from maritime_slm.evaluate.judge import judge_messages
     from maritime_slm.generate.records import QAPair, Verification
 
-    ctxs, facts = contexts(1)
+    ctxs, facts = teacher_contexts(1)
     requests, _ = teacher_requests(ctxs, facts, GenerateParams(pairs_per_context=6), "t")
     fact = facts["ctx-000"][0]
     pair = QAPair(id="p", context_id="ctx-000", category=fact["category"], teacher="t", question="Q?",
@@ -156,7 +134,7 @@ def test_generate_preview_counts_what_the_stage_sends(scripted, tmp_path, monkey
                       reasoning_effort="medium", temperature=None, max_tokens=4000, price_in_per_m=1.1,
                       price_out_per_m=4.4),
     ]  # fmt: skip
-    ctxs, facts = contexts(2)
+    ctxs, facts = teacher_contexts(2)
     params = GenerateParams(teachers=teachers, rules_teacher=False, pairs_per_context=6, budget_usd=5.0)
     generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
     assert server.rejected() == []
@@ -219,7 +197,7 @@ def test_a_stage_over_budget_refuses_before_any_request(scripted, tmp_path, monk
     monkeypatch.setenv("FAKE_TEACHER_KEY", FAKE_KEY)
     server = scripted(strict=True, default=answer_first_intent)
     teacher = make_endpoint(server, name="gpt-4o", api_key_env="FAKE_TEACHER_KEY", max_tokens=1024)
-    ctxs, facts = contexts(2)
+    ctxs, facts = teacher_contexts(2)
     params = GenerateParams(teachers=[teacher], rules_teacher=False, pairs_per_context=6, budget_usd=0.05)
     with pytest.raises(CostOverBudget) as refused:
         generate_pairs(ctxs, facts, params, tmp_path / "stage", tmp_path / "llm", seed=0)
