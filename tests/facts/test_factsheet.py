@@ -181,6 +181,41 @@ def test_paraphrases_recombine_seen_wording_only():
     assert changed > len(seen) * 5 * 0.6
 
 
+HELD_OUT_WORDS = set(
+    "another appears around be breadth break carry category claim clear closer coming could currently equipment "
+    "every fit fits flagged hang identifier judging keep keeping lie lies list low make maps mean meet meeting mile "
+    "minimum nameless neither nor now often picture quickest quiet rule rules say silence silent spot standing still "
+    "teleports top went window".split()
+)
+"""Words of the held-out phrasings that no seen phrasing used when they were written: frozen here, so that wording
+added to training later cannot quietly teach the student the test's vocabulary."""
+
+HELD_OUT_DISTANCE = 0.75
+"""The highest character-level similarity (difflib ratio) between a held-out phrasing and a seen one of its family
+among the wordings the held-out ones were written against was 0.74; nothing added to training may come closer."""
+
+
+def test_training_wordings_never_borrow_the_held_out_vocabulary():
+    from maritime_slm.generate.rules import paraphrase_groups, templates
+
+    leads, groups = paraphrase_groups()
+    for text in [q for spec in templates().values() for q in spec["questions"]] + leads + sum(groups, []):
+        assert not _words(text) & HELD_OUT_WORDS, (text, _words(text) & HELD_OUT_WORDS)
+    assert HELD_OUT_WORDS <= _words(" ".join(q for spec in templates().values() for q in spec["unseen"]))
+
+
+def test_held_out_wordings_stay_as_far_from_training_wordings_as_written():
+    from difflib import SequenceMatcher
+
+    from maritime_slm.generate.rules import templates
+
+    for fam, spec in templates().items():
+        for held_out in spec["unseen"]:
+            for seen in spec["questions"]:
+                ratio = SequenceMatcher(None, seen.lower(), held_out.lower()).ratio()
+                assert ratio < HELD_OUT_DISTANCE, (fam, seen, held_out, round(ratio, 2))
+
+
 def test_held_out_wordings_take_a_fixed_share_of_pairs_however_many_seen_wordings(context):
     """More seen phrasings must not starve the test of unseen-worded items (nor flood training with drops)."""
     from maritime_slm.generate.rules import UNSEEN_SHARE
