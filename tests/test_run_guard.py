@@ -19,7 +19,7 @@ SLOW = "(stage.dir / 'pairs.jsonl').write_text('{\"v\": 2}\\n')\nimport time\nti
 
 
 def _notebooks(folder, body_02=WRITE):
-    make_notebook(folder / "01_ingest.ipynb", "ingest", "stage.record(rows_in=0)")
+    make_notebook(folder / "01_ingest.ipynb", "ingest", "StageRecord(rows_in=0).write(stage.dir)")
     make_notebook(folder / "02_generate.ipynb", "generate", body_02)
     return folder
 

@@ -64,7 +64,7 @@ def _notebooks(tmp_path, body_02: str):
         "import polars as pl\n"
         "pl.DataFrame({'a': [1, 2, 3]}).write_parquet(stage.dir / 'points.parquet')\n"
         "(stage.paper_dir / 'table_x.md').write_text('| a |')\n"
-        "stage.record(rows_in=3)",
+        "StageRecord(rows_in=3).write(stage.dir)",
     )
     make_notebook(nb_dir / "02_generate.ipynb", "generate", body_02)
     return nb_dir

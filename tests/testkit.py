@@ -15,7 +15,7 @@ def make_notebook(path: Path, stage: str, body: str) -> Path:
     nb.cells = [
         params,
         nbformat.v4.new_code_cell(
-            f"from maritime_slm.stage import Stage\nstage = Stage.open({stage!r}, run_name, profile, run_dir, stage_dir)"
+            f"from maritime_slm.stage import Stage, StageRecord\nstage = Stage.open({stage!r}, run_name, profile, run_dir, stage_dir)"
         ),
         nbformat.v4.new_code_cell(body),
     ]

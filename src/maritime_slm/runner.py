@@ -3,7 +3,7 @@
 Each stage executes into a hidden temporary folder that is renamed into place only when the notebook finished;
 the previous version of the stage is kept until then, so a crash or `kill -9` never leaves half a stage.
 `manifest.json` records, per stage: status, start/end, wall time, params hash, outputs with row counts, and the
-numbers the notebook recorded with `Stage.record`. One run at a time holds a run folder (`runguard.RunLock`);
+numbers the stage's `StageRecord` wrote to `_stage.json`. One run at a time holds a run folder (`runguard.RunLock`);
 a run whose params differ from the folder's finished stages is refused unless forced.
 """
 
@@ -36,7 +36,7 @@ from maritime_slm.config import (
     load_params,
 )
 from maritime_slm.runguard import Interrupted, RunLock, signals_interrupt, stop_descendants
-from maritime_slm.stage import STAGES, SUMMARY_FILE
+from maritime_slm.stage import NOT_RECIPE, STAGES, SUMMARY_FILE, flat_keys, params_sha, recipe
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 KERNEL_NAME = "maritime-slm"
@@ -122,19 +122,6 @@ def describe_outputs(stage_dir: Path) -> dict[str, dict[str, Any]]:
     return outputs
 
 
-# Where a stage ran changes nothing it writes (tests/test_engine.py checks that), so it is not part of the recipe.
-NOT_RECIPE = ("engine",)
-
-
-def recipe(params: Params) -> dict[str, Any]:
-    """The params that decide a stage's outputs."""
-    return params.model_dump(mode="json", exclude=set(NOT_RECIPE))
-
-
-def params_sha(params: Params) -> str:
-    return hashlib.sha256(yaml.safe_dump(recipe(params), sort_keys=False).encode()).hexdigest()[:12]
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -171,12 +158,6 @@ def load_manifest(run_dir: Path, locked: bool = False) -> dict[str, Any]:
     return manifest
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict) and data:
-        return {k: v for key, value in data.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): data}
-
-
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -185,7 +166,7 @@ def _short(value: Any) -> str:
 def params_changes(run_dir: Path, manifest: dict[str, Any], params: Params, rerun: set[str]) -> list[str]:
     """One line per finished stage that this run leaves in place but that was made with other params."""
     sha = params_sha(params)
-    new = _flat(recipe(params))
+    new = flat_keys(recipe(params))
     folder_params = run_dir / "params.yaml"
     lines = []
     for stage, entry in manifest["stages"].items():
@@ -205,7 +186,7 @@ def params_changes(run_dir: Path, manifest: dict[str, Any], params: Params, reru
                 f"  {stage}: made with params_sha {entry.get('params_sha')} (its params were not kept)"
             )
             continue
-        old = _flat({k: v for k, v in old.items() if k not in NOT_RECIPE})
+        old = flat_keys({k: v for k, v in old.items() if k not in NOT_RECIPE})
         keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if not keys:
             continue

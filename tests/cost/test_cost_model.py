@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from maritime_slm.config import load_params
+from maritime_slm.config import ParamsError, load_params
 from maritime_slm.cost.inputs import Measured, MissingMeasurement, measured_from_run, resolve
 from maritime_slm.cost.model import (
     annual_costs,
@@ -16,6 +16,7 @@ from maritime_slm.cost.model import (
     slm_cost_per_day,
 )
 from maritime_slm.cost.report import figure_6, table_7
+from maritime_slm.evaluate.run import EvaluateRecord
 
 
 def test_api_cost_per_day_hand_computed():
@@ -90,12 +91,23 @@ def test_measured_from_run_reads_ledgers_and_summaries(tmp_path):
     )
     ev = tmp_path / "evaluate"
     ev.mkdir()
-    (ev / "_stage.json").write_text(
-        '{"student_input_tokens_per_query": 600, "student_output_tokens_per_query": 40, "student_queries_per_s": 2}'
-    )
+    EvaluateRecord(
+        n_items=3, models=["student-tuned"], skipped={}, predictions_from_cache=0, accuracy_student_tuned=0.5,
+        student_input_tokens_per_query=600, student_output_tokens_per_query=40, student_queries_per_s=2,
+    ).write(ev)  # fmt: skip
     m = measured_from_run({"generate": gen, "evaluate": ev})
     assert m.one_time_usd == {"generation (teachers)": 0.75}
     assert (m.input_tokens_per_query, m.output_tokens_per_query, m.queries_per_s) == (600, 40, 2)
+
+
+def test_a_hand_off_record_that_lacks_a_key_is_refused_in_one_line(tmp_path):
+    ft = tmp_path / "finetune"
+    ft.mkdir()
+    (ft / "_stage.json").write_text('{"backend": "hf", "steps": 3}')
+    with pytest.raises(ParamsError) as err:
+        measured_from_run({"finetune": ft})
+    assert str(err.value).startswith(f"{ft}/_stage.json: key '")
+    assert "\n" not in str(err.value)
 
 
 def test_table_and_figure(paper, tmp_path):

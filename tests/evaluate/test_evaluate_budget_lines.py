@@ -12,10 +12,11 @@ from maritime_slm.config import ModelEndpoint
 from maritime_slm.evaluate.cache import PredictionCache
 from maritime_slm.evaluate.items import load_items
 from maritime_slm.evaluate.judge import judge_predictions
-from maritime_slm.evaluate.predict import LLMContext, teacher_predictions
+from maritime_slm.evaluate.predict import teacher_predictions
 from maritime_slm.evaluate.run import paid_roles
 from maritime_slm.llm import Budget, Ledger, RequestCache
 from maritime_slm.llm.preview import PREVIEW_FILE, CostOverBudget
+from maritime_slm.llm.session import LLMSession
 from maritime_slm.llm.testserver import Reply, ScriptedServer, prompt_of
 
 
@@ -48,7 +49,7 @@ def test_the_judge_still_runs_when_teacher_answers_hit_their_line(run, tmp_path)
         p.evaluate.judge = judge
         cache = PredictionCache(tmp_path / "predictions_cache")
         with Ledger(tmp_path / "llm" / "evaluate") as ledger:
-            llm = LLMContext(RequestCache(tmp_path / "llm" / "cache.sqlite"), ledger, Budget(1.0), False)
+            llm = LLMSession(RequestCache(tmp_path / "llm" / "cache.sqlite"), ledger, Budget(1.0), False)
             lines = paid_roles(p, [teacher], [], items, by_id, cache, llm, tmp_path / "stage")
             preds, _ = teacher_predictions(teacher, items, p, cache, lines["teacher"])
             grades, summary = judge_predictions(judge, preds, by_id, cache, lines["judge"])
@@ -69,7 +70,7 @@ def test_evaluate_refuses_before_teacher_answers_when_over_budget(run, tmp_path)
         p.evaluate.judge = paid(server, "judge")
         cache = PredictionCache(tmp_path / "predictions_cache")
         with Ledger(tmp_path / "llm" / "evaluate") as ledger:
-            llm = LLMContext(RequestCache(tmp_path / "llm" / "cache.sqlite"), ledger, Budget(0.001), False)
+            llm = LLMSession(RequestCache(tmp_path / "llm" / "cache.sqlite"), ledger, Budget(0.001), False)
             with pytest.raises(CostOverBudget, match="evaluate.budget_usd"):
                 paid_roles(p, [paid(server, "teacher")], [], items, {it.id: it for it in items}, cache, llm,
                            tmp_path / "stage")  # fmt: skip

@@ -13,8 +13,9 @@ from maritime_slm.config import ModelEndpoint
 from maritime_slm.evaluate.cache import PredictionCache
 from maritime_slm.evaluate.items import load_items
 from maritime_slm.evaluate.judge import judge_predictions
-from maritime_slm.evaluate.predict import LLMContext, Prediction, teacher_predictions
+from maritime_slm.evaluate.predict import Prediction, teacher_predictions
 from maritime_slm.llm import Budget, Ledger, RequestCache
+from maritime_slm.llm.session import LLMSession
 from maritime_slm.llm.testserver import Fail, Hang, Reply, ScriptedServer, prompt_of
 
 
@@ -29,9 +30,9 @@ def endpoint(server: ScriptedServer, name: str, **kw) -> ModelEndpoint:
     return ModelEndpoint(**(fields | kw))
 
 
-def llm_context(root, budget_usd: float | None = None) -> tuple[LLMContext, Ledger]:
+def llm_context(root, budget_usd: float | None = None) -> tuple[LLMSession, Ledger]:
     ledger = Ledger(root / "llm" / "evaluate")
-    return LLMContext(
+    return LLMSession(
         RequestCache(root / "llm" / "cache.sqlite"), ledger, Budget(budget_usd), progress=False
     ), ledger
 

@@ -6,7 +6,6 @@ training cost 04 recorded, and the tokens per query and throughput 05 recorded f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,9 @@ import polars as pl
 
 from maritime_slm.config import CostParams, CostScenario
 from maritime_slm.cost.model import ScenarioInputs
+from maritime_slm.evaluate.run import EvaluateRecord
+from maritime_slm.stage import SUMMARY_FILE
+from maritime_slm.train.run import FinetuneRecord
 
 
 @dataclass
@@ -23,11 +25,6 @@ class Measured:
     output_tokens_per_query: float | None = None
     queries_per_s: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
-
-
-def _summary(stage_dir: Path) -> dict:
-    path = stage_dir / "_stage.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _ledger_usd(stage_dir: Path) -> float | None:
@@ -43,18 +40,20 @@ def measured_from_run(stage_dirs: dict[str, Path]) -> Measured:
         if stage in stage_dirs and (usd := _ledger_usd(stage_dirs[stage])) is not None:
             m.one_time_usd[label] = usd
             m.sources[label] = f"{stage}/ledger.csv"
-    if "finetune" in stage_dirs and "train_cost_usd" in (s := _summary(stage_dirs["finetune"])):
-        m.one_time_usd["training (GPU-hours x price)"] = float(s["train_cost_usd"])
-        m.sources["training (GPU-hours x price)"] = "finetune/_stage.json train_cost_usd"
-    if "evaluate" in stage_dirs:
-        s = _summary(stage_dirs["evaluate"])
-        m.input_tokens_per_query = s.get("student_input_tokens_per_query")
-        m.output_tokens_per_query = s.get("student_output_tokens_per_query")
-        m.queries_per_s = s.get("student_queries_per_s")
+    if "finetune" in stage_dirs and (stage_dirs["finetune"] / SUMMARY_FILE).is_file():
+        m.one_time_usd["training (GPU-hours x price)"] = FinetuneRecord.read(
+            stage_dirs["finetune"]
+        ).train_cost_usd
+        m.sources["training (GPU-hours x price)"] = f"finetune/{SUMMARY_FILE} train_cost_usd"
+    if "evaluate" in stage_dirs and (stage_dirs["evaluate"] / SUMMARY_FILE).is_file():
+        s = EvaluateRecord.read(stage_dirs["evaluate"])
+        m.input_tokens_per_query = s.student_input_tokens_per_query
+        m.output_tokens_per_query = s.student_output_tokens_per_query
+        m.queries_per_s = s.student_queries_per_s
         if m.queries_per_s is not None:
-            runtime = s.get("student_runtime") or "Hugging Face generate"
+            runtime = s.student_runtime or "Hugging Face generate"
             m.sources["tokens and throughput"] = (
-                f"evaluate/_stage.json (tuned student on this machine, served by {runtime})"
+                f"evaluate/{SUMMARY_FILE} (tuned student on this machine, served by {runtime})"
             )
     return m
 

@@ -10,6 +10,7 @@ from maritime_slm.cost.inputs import MissingMeasurement, measured_from_run, reso
 from maritime_slm.cost.model import annual_costs, scenario_frame, sensitivity_grid
 from maritime_slm.cost.report import figure_6, table_7
 from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 
 
 def cost_analysis(params: CostParams, stage_dirs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
@@ -40,3 +41,18 @@ def cost_analysis(params: CostParams, stage_dirs: dict[str, Path], out_dir: Path
         "measured_sources": measured.sources,
         "results": {s.name: annual_costs(s) for s in scenarios},
     }
+
+
+class CostRecord(StageRecord):
+    """`<scenario>_<quantity>` keys for every computed scenario (e.g. `this_run_reduction_factor`)."""
+
+    skipped: dict[str, str]
+
+
+def run(stage: Stage) -> StageResult:
+    """The 06_cost_analysis stage: every earlier stage of the run that exists is a source of measured inputs."""
+    result = cost_analysis(stage.params.cost, stage.inputs_before(), stage.dir)
+    flat = {f"{name}_{key}": value for name, res in result["results"].items() for key, value in res.items()}
+    record = CostRecord(**flat, skipped=result["skipped"])
+    record.write(stage.dir)
+    return StageResult(record, result)

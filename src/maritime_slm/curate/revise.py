@@ -16,7 +16,6 @@ Tests inject an `EditorFn` instead.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,6 +33,7 @@ from maritime_slm.generate.rules import final_answer_text
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
 from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
+from maritime_slm.llm.session import llm_session
 
 EDITOR_CONTEXT_CHARS = 12_000
 """Longest context text shown to the editor (longer ones are cut, with a note; the facts carry the values)."""
@@ -304,9 +304,9 @@ def run_revision(
     jobs = edit_jobs(pairs, facts, contexts)[: params.curate.max_revisions]
     if not jobs:
         return RevisionResult(skipped_reason="no pair to revise")
-    cache = RequestCache(llm_dir / "cache.sqlite")
-    with Ledger(llm_dir / "curate") as ledger:
-        spent = sum(r.usd for r in ledger.rows() if r.teacher == endpoint.name)
+    with llm_session(llm_dir, "curate", params.curate.budget_usd, progress) as session:
+        cache, ledger, budget = session.request_cache, session.ledger, session.budget
+        spent = session.spent_by().get(endpoint.name, 0.0)
         preview = CostPreview(
             "curate (revision)",
             [preview_role("editor", endpoint, editor_requests(jobs), request_cache=cache,
@@ -315,11 +315,9 @@ def run_revision(
             "curate.budget_usd", params.curate.budget_usd, ledger.total_usd(),
         )  # fmt: skip
         announce(preview, stage_dir, params.curate.refuse_over_budget, "curate.refuse_over_budget")
-        budget = Budget(params.curate.budget_usd, spent_usd=ledger.total_usd())
         line = budget.line(None if endpoint.local else endpoint.budget_usd, spent_usd=spent)
         with serving([endpoint]) as ready:
             editor_fn = llm_editor(ready[0], cache=cache, ledger=ledger, budget=line, progress=progress)
             result = revise_pairs(pairs, facts, contexts, editor_fn, params.curate.max_revisions)
-        ledger.write_csv(stage_dir / "ledger.csv")
-        shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
+        session.publish(stage_dir)
     return result

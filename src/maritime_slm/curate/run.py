@@ -31,6 +31,7 @@ from maritime_slm.facts.build import load_facts
 from maritime_slm.generate.records import QAPair
 from maritime_slm.jsonl import read_jsonl, write_jsonl
 from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 
 
 def load_inputs(
@@ -161,3 +162,23 @@ def curate_run(
     )
     (stage_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str))
     return result
+
+
+class CurateRecord(StageRecord):
+    pairs_generated: int
+    dataset_rows: dict[str, int]
+    sizes: dict[str, int]
+    verified: dict[str, dict[str, Any]]
+    revision: dict[str, Any]
+    dedup: dict[str, Any]
+    decontamination: dict[str, Any]
+
+
+def run(stage: Stage) -> StageResult:
+    """The 03_curate stage."""
+    result = curate_run(
+        stage.input("generate"), stage.params, stage.dir, stage.llm_dir, run_name=stage.run_dir.name
+    )
+    record = CurateRecord(**{k: result[k] for k in CurateRecord.model_fields})
+    record.write(stage.dir)
+    return StageResult(record, {"result": result})

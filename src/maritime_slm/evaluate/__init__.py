@@ -2,11 +2,9 @@
 test set; grounded scoring (the curate verifier) and an LLM judge; Wilson CIs, exact McNemar, Cohen's kappa; the
 BLEU/ROUGE "evaluation paradox"; table_5, table_6 and figure_5.
 
-    from maritime_slm.evaluate import evaluate_run
+    from maritime_slm.evaluate.run import run
 
-    result = evaluate_run(stage.input("generate"), stage.input("curate"), stage.input("finetune"), stage.params,
-                          stage.dir, stage.run_dir / "llm")
-    stage.record(**result["record"])
+    result = run(stage)  # writes the EvaluateRecord (`_stage.json`) the cost stage reads
 """
 
 from maritime_slm.evaluate.items import EvalItem, load_items

@@ -18,12 +18,13 @@ from maritime_slm.config import ModelEndpoint, load_resolved
 from maritime_slm.evaluate.analysis import accuracy_table, mcnemar_table, speed_table
 from maritime_slm.evaluate.cache import PredictionCache
 from maritime_slm.evaluate.items import load_items
-from maritime_slm.evaluate.predict import PRIOR_NAME, TUNED_NAME, LLMContext, teacher_predictions
+from maritime_slm.evaluate.predict import PRIOR_NAME, TUNED_NAME, teacher_predictions
 from maritime_slm.evaluate.run import PREDICTIONS_FILE, prediction_cache_dir
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.facts.build import load_facts
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm import Budget, Ledger, RequestCache
+from maritime_slm.llm.session import LLMSession
 from maritime_slm.report.tables import write_table
 
 
@@ -68,7 +69,7 @@ def bench(
         PredictionCache(prediction_cache_dir(llm_dir)) as cache,
         Ledger(llm_dir / "bench" / endpoint.name) as ledger,
     ):
-        llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(budget_usd, ledger.total_usd()),
+        llm = LLMSession(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(budget_usd, ledger.total_usd()),
                          progress)  # fmt: skip
         answers, summary = teacher_predictions(endpoint, items, params, cache, llm)
         ledger.write_csv(out / "ledger.csv")

@@ -21,9 +21,10 @@ from typing import Literal
 from maritime_slm.config import ModelEndpoint
 from maritime_slm.evaluate.cache import PredictionCache, prediction_key
 from maritime_slm.evaluate.items import EvalItem
-from maritime_slm.evaluate.predict import LLMContext, Prediction, llm_identity
+from maritime_slm.evaluate.predict import Prediction, llm_identity
 from maritime_slm.llm import LLMRequest, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
+from maritime_slm.llm.session import LLMSession
 
 Grade = Literal["CORRECT", "INCORRECT"]
 CANDIDATE_CHARS = 4000
@@ -151,7 +152,7 @@ def judge_predictions(
     predictions: Sequence[Prediction],
     items: Mapping[str, EvalItem],
     cache: PredictionCache,
-    llm: LLMContext,
+    llm: LLMSession,
 ) -> tuple[list[JudgeGrade], str]:
     """Grade every answered prediction with the judge (grades cached like predictions); a summary line."""
     judge = judge_endpoint(judge)

@@ -54,6 +54,7 @@ from maritime_slm.llm import (
 )
 from maritime_slm.llm.client import is_reasoning_model
 from maritime_slm.llm.failures import FailureWatch
+from maritime_slm.llm.session import LLMSession
 
 logger = logging.getLogger(__name__)
 
@@ -356,16 +357,6 @@ def run_timed(
 
 
 @dataclass
-class LLMContext:
-    """The shared plumbing of one evaluation's LLM calls (teachers and judge)."""
-
-    request_cache: RequestCache | None
-    ledger: Ledger | None
-    budget: Budget | None
-    progress: bool = True
-
-
-@dataclass
 class AnswerPlan:
     """What a model still has to answer: the items missing from the prediction cache, and their requests."""
 
@@ -413,7 +404,7 @@ def teacher_predictions(
     items: Sequence[EvalItem],
     params: Params,
     cache: PredictionCache,
-    llm: LLMContext,
+    llm: LLMSession,
     *,
     role: str = ROLE_TEACHER,
     identity: Mapping[str, Any] | None = None,

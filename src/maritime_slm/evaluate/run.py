@@ -1,5 +1,5 @@
 """The evaluate stage: every model answers the held-out test set; grounded and judged scores; statistics; the paper
-artifacts. `evaluate_run(...)` is what notebook 05 calls.
+artifacts. `run(stage)` (over `evaluate_run`) is what notebook 05 calls.
 
 Layout: `stage_dir/predictions.jsonl` (one line per model x item: reply, parsed final answer, latency, tokens,
 grounded and judged scores, BLEU, ROUGE-L), the statistics tables (CSV + Markdown), `ledger.csv` / `calls.jsonl`
@@ -13,7 +13,6 @@ nothing paid.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ from maritime_slm.evaluate.predict import (
     ROLE_BASE,
     ROLE_TUNED,
     TUNED_NAME,
-    LLMContext,
     Loader,
     Prediction,
     answer_plan,
@@ -69,9 +67,10 @@ from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.served import Students
 from maritime_slm.facts.build import load_facts
 from maritime_slm.jsonl import read_jsonl
-from maritime_slm.llm import Budget, Ledger, RequestCache
 from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
+from maritime_slm.llm.session import LLMSession, llm_session
 from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 from maritime_slm.train.data import dataset_dir, read_split
 
 logger = logging.getLogger(__name__)
@@ -111,9 +110,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Answer, score and compare; write predictions, tables and the paper artifacts; return what the notebook shows.
 
-    `result["record"]` is for `Stage.record` (it holds `student_input_tokens_per_query`,
-    `student_output_tokens_per_query` and `student_queries_per_s` for the cost stage). `loader` replaces
-    `train.load_for_inference` (tests)."""
+    `result["record"]` becomes the stage's `EvaluateRecord` (the tuned student's tokens per query and
+    throughput are the cost stage's measured inputs). `loader` replaces `train.load_for_inference` (tests)."""
     ev = params.evaluate
     stage_dir, llm_dir = Path(stage_dir), Path(llm_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -152,9 +150,10 @@ def evaluate_run(
     else:
         skipped[PRIOR_NAME] = f"no train split at {train_split}"
 
-    with PredictionCache(prediction_cache_dir(llm_dir)) as cache, Ledger(llm_dir / "evaluate") as ledger:
-        llm = LLMContext(RequestCache(llm_dir / "cache.sqlite"), ledger, Budget(ev.budget_usd, ledger.total_usd()),
-                         progress)  # fmt: skip
+    with (
+        PredictionCache(prediction_cache_dir(llm_dir)) as cache,
+        llm_session(llm_dir, "evaluate", ev.budget_usd, progress) as llm,
+    ):
         # ---- students: served GGUF (llama.cpp) or Hugging Face generate
         students = Students(Path(finetune_dir), params, cache, llm, loader, progress)
         asked = [(BASE_NAME, ROLE_BASE, None)] + ([(TUNED_NAME, ROLE_TUNED, adapter)] if has_adapter else [])
@@ -184,8 +183,7 @@ def evaluate_run(
             grades, summaries["judge"] = _judge_subset(
                 ev.judge, predictions, llm_items, by_id, cache, lines[ev.judge.name]
             )
-        ledger.write_csv(stage_dir / "ledger.csv")
-        shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
+        llm.publish(stage_dir)
         models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
 
     # ---- scores and statistics
@@ -306,11 +304,11 @@ def paid_roles(
     llm_items: list[EvalItem],
     by_id: dict[str, EvalItem],
     cache: PredictionCache,
-    llm: LLMContext,
+    llm: LLMSession,
     stage_dir: Path,
-) -> dict[str, LLMContext]:
+) -> dict[str, LLMSession]:
     """The cost preview of the teacher answers and the judge (printed, written to `stage_dir`, refused when it does
-    not fit), then an `LLMContext` per role on its own budget line (`evaluate.teacher_budget_usd` for each
+    not fit), then an `LLMSession` per role on its own budget line (`evaluate.teacher_budget_usd` for each
     teacher's answers, `evaluate.judge.budget_usd` for the judge), every line made before the first call.
 
     The judge grades replies the teachers have not given yet: the preview counts each such reply at its ceiling
@@ -353,14 +351,14 @@ def paid_roles(
         )
         announce(preview, stage_dir, ev.refuse_over_budget, "evaluate.refuse_over_budget")
     budget = llm.budget
-    out: dict[str, LLMContext] = {}
+    out: dict[str, LLMSession] = {}
     for endpoint, limit in [(t, ev.teacher_budget_usd) for t in teachers] + (
         [(ev.judge, ev.judge.budget_usd)] if ev.judge is not None else []
     ):
         line = None
         if budget is not None:
             line = budget.line(None if endpoint.local else limit, spent_usd=spent.get(endpoint.name, 0.0))
-        out[endpoint.name] = LLMContext(llm.request_cache, ledger, line, llm.progress)
+        out[endpoint.name] = LLMSession(llm.request_cache, ledger, line, llm.progress)
     return out
 
 
@@ -419,3 +417,28 @@ def _record(df, acc, kappa, speed, items, models, skipped, params: Params) -> di
             ("student_input_tokens_per_query", "student_output_tokens_per_query", "student_queries_per_s")
         )
     return rec
+
+
+class EvaluateRecord(StageRecord):
+    """The tuned student's tokens per query, throughput and runtime are the cost stage's measured inputs; the
+    per-model `accuracy_<model>` and `accuracy_ci_<model>` keys ride along for the manifest."""
+
+    n_items: int
+    models: list[str]
+    skipped: dict[str, str]
+    predictions_from_cache: int
+    student_input_tokens_per_query: float | None = None
+    student_output_tokens_per_query: float | None = None
+    student_queries_per_s: float | None = None
+    student_runtime: str | None = None
+
+
+def run(stage: Stage) -> StageResult:
+    """The 05_evaluate stage."""
+    result = evaluate_run(
+        stage.input("generate"), stage.input("curate"), stage.input("finetune"), stage.params, stage.dir,
+        stage.llm_dir,
+    )  # fmt: skip
+    record = EvaluateRecord(**result["record"])
+    record.write(stage.dir)
+    return StageResult(record, result)

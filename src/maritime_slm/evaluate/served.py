@@ -23,13 +23,13 @@ from maritime_slm.config import ModelEndpoint, Params
 from maritime_slm.evaluate.cache import PredictionCache, file_hash
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.evaluate.predict import (
-    LLMContext,
     Loader,
     Prediction,
     student_predictions,
     teacher_predictions,
 )
 from maritime_slm.evaluate.score import score_predictions
+from maritime_slm.llm.session import LLMSession
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def served_predictions(
     role: str,
     params: Params,
     cache: PredictionCache,
-    llm: LLMContext,
+    llm: LLMSession,
 ) -> tuple[list[Prediction], str]:
     """A student's answers from its GGUF behind llama.cpp; the server starts only if answers are missing."""
     endpoint, identity = served_endpoint(name, gguf, params)
@@ -126,7 +126,7 @@ class Students:
     finetune_dir: Path
     params: Params
     cache: PredictionCache
-    llm: LLMContext
+    llm: LLMSession
     loader: Loader | None = None
     progress: bool = True
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from maritime_slm.config import GenerateParams, ModelEndpoint, Params
+from maritime_slm.facts.build import build_contexts_and_facts, funnel_rows
 from maritime_slm.generate.prompts import menu_facts, teacher_messages
 from maritime_slm.generate.records import QAPair, TeacherOutput
 from maritime_slm.generate.rules import rules_pairs
@@ -27,6 +27,9 @@ from maritime_slm.jsonl import write_jsonl
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
 from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
+from maritime_slm.llm.session import llm_session
+from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 
 
 @dataclass
@@ -133,12 +136,9 @@ def generate_pairs(
     stage_dir.mkdir(parents=True, exist_ok=True)
     if not params.teachers:
         return result
-    cache = RequestCache(llm_dir / "cache.sqlite")
-    with Ledger(llm_dir / "generate") as ledger:
-        budget = Budget(params.budget_usd, spent_usd=ledger.total_usd())
-        spent: dict[str, float] = {}  # per teacher, what this run folder already paid
-        for row in ledger.rows():
-            spent[row.teacher] = spent.get(row.teacher, 0.0) + row.usd
+    with llm_session(llm_dir, "generate", params.budget_usd) as session:
+        cache, ledger, budget = session.request_cache, session.ledger, session.budget
+        spent = session.spent_by()
         planned = [teacher_requests(contexts, facts, params, t.name) for t in params.teachers]
         preview_generation(params, planned, cache, ledger, spent, stage_dir)
         # every line is made (and held) before the first teacher runs, so each keeps its share
@@ -153,8 +153,7 @@ def generate_pairs(
                 result.failures += failed
                 result.summaries[endpoint.name] = summary
                 result.stopped_by_budget |= stopped
-        ledger.write_csv(stage_dir / "ledger.csv")
-        shutil.copy2(ledger.log_path, stage_dir / "calls.jsonl")
+        session.publish(stage_dir)
     return result
 
 
@@ -222,3 +221,36 @@ def example_pairs(pairs: pl.DataFrame, per_category: int = 5, seed: int = 0) -> 
         .sort("category", "teacher", "r")
         .select("category", "teacher", "question", "final_answer")
     )
+
+
+class GenerateRecord(StageRecord):
+    contexts: int
+    candidates: int
+    events: dict[str, int]
+    engine: dict
+    facts_version: str
+    pairs: int
+    pairs_by_teacher: dict[str, int]
+    failures: int
+    stopped_by_budget: bool
+
+
+def run(stage: Stage) -> StageResult:
+    """The 02_generate stage: contexts and their fact sheets (`facts`), then every teacher's pairs."""
+    built = build_contexts_and_facts(stage.input("ingest"), stage.params, stage.dir)
+    write_table(funnel_rows(built), stage.paper_dir, "table_1_contexts", "Table 1 (contexts): data funnel")
+    generated = generate_stage(built["contexts"], built["facts"], stage.params, stage.dir, stage.llm_dir)
+    pairs = generated["pairs"]
+    record = GenerateRecord(
+        contexts=len(built["contexts"]),
+        candidates=len(built["candidates"]),
+        events={k: t.height for k, t in built["events"].items()},
+        engine=built["engine"],
+        facts_version=built["facts_version"],
+        pairs=pairs.height,
+        pairs_by_teacher=dict(pairs.group_by("teacher").len().iter_rows()),
+        failures=generated["failures"].height,
+        stopped_by_budget=generated["stopped_by_budget"],
+    )
+    record.write(stage.dir)
+    return StageResult(record, {"built": built, "generated": generated})

@@ -29,8 +29,11 @@ from .request import FAILURE_KINDS, BatchResult, FailureKind, LLMRequest, LLMRes
 from .retry import Backoff
 from .secrets import MissingAPIKey
 from .server import LocalServerError, find_gguf, find_smollm2_gguf, local_server, serving
+from .session import LLMSession, llm_session
 
 __all__ = [
+    "LLMSession",
+    "llm_session",
     "FAILURE_KINDS",
     "LEDGER_COLUMNS",
     "Backoff",

@@ -1,7 +1,7 @@
 """The finetune stage: LoRA/QLoRA on the curated QA dataset, with resumable checkpoints, logs, figure 4, table 4.
 
-`finetune_run(curate_dir, params, stage_dir, checkpoint_dir)` is what notebook 04 calls. Checkpoints live in
-`checkpoint_dir`, outside the stage folder (which the runner swaps in atomically on success), so a re-run after a
+`run(stage)` (over `finetune_run(curate_dir, params, stage_dir, checkpoint_dir)`) is what notebook 04 calls.
+Checkpoints live in `checkpoint_dir`, outside the stage folder (which the runner swaps in atomically on success), so a re-run after a
 crash resumes from the last complete checkpoint of the *same* run (same params, data and backend); checkpoints of
 a different run are cleared. A finished run keeps its final checkpoint, so re-running an unchanged stage only
 rewrites its outputs.
@@ -21,6 +21,7 @@ from typing import Any
 
 from maritime_slm.config import Params
 from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 from maritime_slm.train.backend import Recipe, derive_recipe, import_backend
 from maritime_slm.train.data import (
     DatasetError,
@@ -331,6 +332,34 @@ def _table_rows(s: dict[str, Any], train, recipe: Recipe) -> list[tuple[str, Any
 
 def finetune_run(curate_dir: Path, params: Params, stage_dir: Path, checkpoint_dir: Path) -> dict[str, Any]:
     """Fine-tune the student on `<curate_dir>/dataset/{train,val}.jsonl`; write the adapter, train_log.csv,
-    figure 4 and table 4 under `stage_dir`, checkpoints under `checkpoint_dir`. Returns the summary for
-    `Stage.record` (it includes `train_cost_usd`, which the cost stage reads)."""
+    figure 4 and table 4 under `stage_dir`, checkpoints under `checkpoint_dir`. Returns the training summary."""
     return train_student(curate_dir, params, stage_dir, checkpoint_dir).summary
+
+
+class FinetuneRecord(StageRecord):
+    """`train_cost_usd` is the cost stage's measured one-time training cost."""
+
+    backend: str
+    device: str
+    steps: int
+    train_examples: int
+    trainable_params: int
+    first_val_loss: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    s_per_step: float
+    tokens_per_s: float
+    peak_memory_gb: float
+    device_hours: float
+    train_cost_usd: float
+    exports: dict[str, Any]
+
+
+def run(stage: Stage) -> StageResult:
+    """The 04_finetune stage (package `train`; checkpoints outside the stage folder, so a re-run can resume)."""
+    summary = finetune_run(
+        stage.input("curate"), stage.params, stage.dir, stage.run_dir / "checkpoints" / "finetune"
+    )
+    record = FinetuneRecord(**{k: summary[k] for k in FinetuneRecord.model_fields})
+    record.write(stage.dir)
+    return StageResult(record, {"summary": summary})
