@@ -10,7 +10,7 @@ from curate_testdata import write_generate_dir
 from maritime_slm.config import load_params
 from maritime_slm.curate import curate_run
 from maritime_slm.curate.revise import EditorRevision
-from maritime_slm.generate.rules import final_answer_text
+from maritime_slm.facts.factsheet import final_answer_text
 
 
 def honest_editor(jobs):

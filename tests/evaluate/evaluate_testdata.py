@@ -12,8 +12,8 @@ from typing import Any
 from maritime_slm.config import FactsParams, load_params
 from maritime_slm.curate.export import record
 from maritime_slm.facts.contexts import serialize
-from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
-from maritime_slm.generate.rules import final_answer_text, rules_pairs
+from maritime_slm.facts.factsheet import CATEGORIES, compute_facts, final_answer_text
+from maritime_slm.generate.rules import rules_pairs
 
 T0 = datetime(2022, 1, 3, 0, 0, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ import pytest
 from testkit import hand_made_context
 
 from maritime_slm.config import FactsParams
-from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
-from maritime_slm.generate.rules import final_answer_text, rules_pairs
+from maritime_slm.facts.factsheet import CATEGORIES, compute_facts, final_answer_text
+from maritime_slm.generate.rules import rules_pairs
 
 
 @pytest.fixture
@@ -86,7 +86,8 @@ def test_rules_teacher_is_deterministic_and_answers_from_facts(context):
 
 def test_rules_teacher_prefers_informative_facts(context):
     """Zero/'none' answers are used only when a category has nothing else to ask."""
-    from maritime_slm.generate.rules import family, is_trivial, templates
+    from maritime_slm.facts.factsheet import family
+    from maritime_slm.generate.rules import is_trivial, templates
 
     facts = compute_facts(context, FactsParams())
     askable = [f for f in facts if family(f["key"]) in templates()]
@@ -124,7 +125,8 @@ def test_every_rules_family_has_seen_and_held_out_wordings():
 
 
 def test_rules_pairs_say_which_wording_they_use(context):
-    from maritime_slm.generate.rules import _fields, family, templates
+    from maritime_slm.facts.factsheet import family
+    from maritime_slm.generate.rules import _fields, templates
 
     facts = compute_facts(context, FactsParams())
     verbatim = [
@@ -228,7 +230,8 @@ def test_held_out_wordings_take_a_fixed_share_of_pairs_however_many_seen_wording
 
 def test_rules_teacher_spreads_a_category_over_its_families(context):
     """A family with a fact per vessel (flag, SOG, status...) must not crowd out the one-per-snapshot families."""
-    from maritime_slm.generate.rules import family, is_trivial, templates
+    from maritime_slm.facts.factsheet import family
+    from maritime_slm.generate.rules import is_trivial, templates
 
     facts = compute_facts(context, FactsParams())
     for category in CATEGORIES:

@@ -24,7 +24,7 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
@@ -58,6 +58,13 @@ LABEL_SCHEMA = {
     "end": pl.Datetime("us", "UTC"),
     "details": pl.String,
 }
+
+
+def label(mmsi: int | None, kind: str, start: Any, end: Any, details: str) -> dict[str, Any]:
+    """One row of the ground-truth labels: what was injected, for which vessel, when."""
+    return {"mmsi": mmsi, "kind": kind, "start": start, "end": end, "details": details}
+
+
 CLOSE_NM = 0.5
 ROWS_PER_BLOCK = 2_000_000
 DUPLICATE_RATE = 1e-4
@@ -460,27 +467,27 @@ def _plan_anomalies(
                 start, dur = _window(rng, lo, hi, (20, 45))
                 plan.loiter[v] = (start, dur)
                 plan.labels.append(
-                    dict(
-                        mmsi=int(f.mmsi[v]),
-                        kind=kind,
-                        start=stamp(start),
-                        end=stamp(start + dur),
-                        details=f"circling radius_nm=0.1 sog_kn~1.9 status=0 for {dur / 60:.1f} min",
-                    )  # fmt: skip
+                    label(
+                        int(f.mmsi[v]),
+                        kind,
+                        stamp(start),
+                        stamp(start + dur),
+                        f"circling radius_nm=0.1 sog_kn~1.9 status=0 for {dur / 60:.1f} min",
+                    )
                 )
             elif kind == "status_mismatch":
                 start, dur = _window(rng, lo, hi, (15, 30))
                 shown = int(rng.choice([1, 5]))
                 plan.mismatch[v] = (start, dur, shown)
                 plan.labels.append(
-                    dict(
-                        mmsi=int(f.mmsi[v]),
-                        kind=kind,
-                        start=stamp(start),
-                        end=stamp(start + dur),
-                        details=f"status={shown} ({'at anchor' if shown == 1 else 'moored'}) "
+                    label(
+                        int(f.mmsi[v]),
+                        kind,
+                        stamp(start),
+                        stamp(start + dur),
+                        f"status={shown} ({'at anchor' if shown == 1 else 'moored'}) "
                         f"while sog_kn~{f.speed[v]:.1f}",
-                    )  # fmt: skip
+                    )
                 )
             else:
                 others = [w for w in order if w not in used and w != v and f.behaviour[w] != ATON]
@@ -529,14 +536,14 @@ def _encounter_labels(f: _Fleet, a: int, b: int, horizon: float, stamp) -> list[
     rows = []
     for me, other in ((a, b), (b, a)):
         rows.append(
-            dict(
-                mmsi=int(f.mmsi[me]),
-                kind="close_encounter",
-                start=stamp(start),
-                end=stamp(end),
-                details=f"other_mmsi={int(f.mmsi[other])} cpa_nm={dist[i_min]:.3f} "
+            label(
+                int(f.mmsi[me]),
+                "close_encounter",
+                stamp(start),
+                stamp(end),
+                f"other_mmsi={int(f.mmsi[other])} cpa_nm={dist[i_min]:.3f} "
                 f"at={stamp(grid[i_min]).isoformat()}",
-            )  # fmt: skip
+            )
         )
     return rows
 
@@ -655,13 +662,13 @@ def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours:
     labels = []
     for j, v, dist in jump_rows:
         labels.append(
-            dict(
-                mmsi=int(f.mmsi[v]),
-                kind="position_jump",
-                start=_stamp(t0, t[j]),
-                end=_stamp(t0, t[j]),
-                details=f"jump_nm={dist:.1f} implied_speed_kn~{dist / (f.interval[v] / 3600):.0f}",
-            )  # fmt: skip
+            label(
+                int(f.mmsi[v]),
+                "position_jump",
+                _stamp(t0, t[j]),
+                _stamp(t0, t[j]),
+                f"jump_nm={dist:.1f} implied_speed_kn~{dist / (f.interval[v] / 3600):.0f}",
+            )
         )
     for v, (start, dur) in plan.gap.items():
         if v not in in_block:
@@ -674,13 +681,7 @@ def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours:
         lo = before[-1] if before.size else 0.0
         hi = after[0] if after.size else horizon
         labels.append(
-            dict(
-                mmsi=int(f.mmsi[v]),
-                kind="gap",
-                start=_stamp(t0, lo),
-                end=_stamp(t0, hi),
-                details=f"gap_min={(hi - lo) / 60:.1f}",
-            )  # fmt: skip
+            label(int(f.mmsi[v]), "gap", _stamp(t0, lo), _stamp(t0, hi), f"gap_min={(hi - lo) / 60:.1f}")
         )
 
     idx = np.flatnonzero(keep)
@@ -825,13 +826,13 @@ def simulate(
                     for r in sorted(x for x in dup_set if prev <= x < cut):
                         row = frame[r]
                         labels.append(
-                            dict(
-                                mmsi=int(row["MMSI"][0]),
-                                kind="duplicate",
-                                start=row["BaseDateTime"][0],
-                                end=row["BaseDateTime"][0],
-                                details=f"line={line_no + 1 + r - prev}",
-                            )  # fmt: skip
+                            label(
+                                int(row["MMSI"][0]),
+                                "duplicate",
+                                row["BaseDateTime"][0],
+                                row["BaseDateTime"][0],
+                                f"line={line_no + 1 + r - prev}",
+                            )
                         )
                     line_no += piece.height
                 if cut < frame.height:
@@ -841,15 +842,7 @@ def simulate(
                     out.write(text + "\n")
                     line_no += 1
                     mmsi = int(source["MMSI"][0]) if form not in ("garbage", "blank") else None
-                    labels.append(
-                        dict(
-                            mmsi=mmsi,
-                            kind="malformed_line",
-                            start=None,
-                            end=None,
-                            details=f"line={line_no} form={form}",
-                        )  # fmt: skip
-                    )
+                    labels.append(label(mmsi, "malformed_line", None, None, f"line={line_no} form={form}"))
                 prev = cut
             if frame.height:
                 last_line = frame[frame.height - 1]
@@ -858,13 +851,13 @@ def simulate(
             out.write(text[: max(1, len(text) // 2)])
             line_no += 1
             labels.append(
-                dict(
-                    mmsi=int(last_line["MMSI"][0]) if last_line is not None else None,
-                    kind="malformed_line",
-                    start=None,
-                    end=None,
-                    details=f"line={line_no} form=truncated_last_line",
-                )  # fmt: skip
+                label(
+                    int(last_line["MMSI"][0]) if last_line is not None else None,
+                    "malformed_line",
+                    None,
+                    None,
+                    f"line={line_no} form=truncated_last_line",
+                )
             )
     naive = {**LABEL_SCHEMA, "start": pl.Datetime("us"), "end": pl.Datetime("us")}
     table = (

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maritime_slm.config import ModelEndpoint, Params
 from maritime_slm.curate.verify import ERROR_DESCRIPTIONS, verify
+from maritime_slm.facts.factsheet import final_answer_text
 from maritime_slm.generate.records import QAPair
-from maritime_slm.generate.rules import final_answer_text
 from maritime_slm.llm import Budget, Ledger, LLMRequest, RequestCache, run_batch, serving
 from maritime_slm.llm.failures import FailureWatch
 from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role

@@ -40,7 +40,8 @@ from maritime_slm.answers import assistant_content, parse_final_answer
 from maritime_slm.config import ModelEndpoint, Params
 from maritime_slm.evaluate.cache import PredictionCache, folder_hash, prediction_key
 from maritime_slm.evaluate.items import EvalItem
-from maritime_slm.generate.rules import family, final_answer_text, pair_from_fact
+from maritime_slm.facts.factsheet import family, final_answer_text
+from maritime_slm.generate.rules import pair_from_fact
 from maritime_slm.llm import (
     Budget,
     Ledger,

@@ -13,6 +13,7 @@ nothing paid.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,29 @@ def student_name(params: Params) -> str:
     return STUDENT_NAMES.get(params.train.student, params.train.student)
 
 
+@dataclass
+class Answers:
+    """Every model's answers to the test items, and what the statistics need to know about how they were got."""
+
+    items: list[EvalItem]
+    llm_items: list[EvalItem]
+    facts: dict[str, Any]
+    contexts: dict[str, dict[str, Any]]
+    predictions: list[Prediction] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    grades: Any = None
+    reference: list[Prediction] = field(default_factory=list)
+    agreement: pl.DataFrame = field(default_factory=pl.DataFrame)
+    runtimes: dict[str, str] = field(default_factory=dict)
+    concurrency: dict[str, int] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, EvalItem]:
+        return {it.id: it for it in self.items}
+
+
 def evaluate_run(
     generate_dir: Path,
     curate_dir: Path,
@@ -112,22 +136,71 @@ def evaluate_run(
 
     `result["record"]` becomes the stage's `EvaluateRecord` (the tuned student's tokens per query and
     throughput are the cost stage's measured inputs). `loader` replaces `train.load_for_inference` (tests)."""
-    ev = params.evaluate
-    stage_dir, llm_dir = Path(stage_dir), Path(llm_dir)
+    stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
+    answers = collect_answers(
+        generate_dir, curate_dir, finetune_dir, params, stage_dir, Path(llm_dir), progress, loader
+    )
+    df = score_predictions(
+        answers.predictions, answers.by_id, answers.facts, answers.contexts, answers.grades
+    )
+    df.write_ndjson(stage_dir / PREDICTIONS_FILE)
+    stats = statistics(df, answers, params.evaluate.batch_size)
+    for name, (frame, title) in stats.items():
+        if len(frame):
+            write_table(frame, stage_dir, name, title)
+    shown = {name: frame for name, (frame, _) in stats.items()}
+    paper = paper_artifacts(shown, answers, params, stage_dir / "paper")
+    record = _record(df, shown["accuracy"], shown["kappa"], shown["speed"], answers.items, answers.models,
+                     answers.skipped, params)  # fmt: skip
+    record["student_runtime"] = answers.runtimes.get(TUNED_NAME) or answers.runtimes.get(BASE_NAME)
+    if len(answers.agreement):
+        record["served_agreement"] = {
+            r["quantization"]: finite(r["agreement"]) for r in answers.agreement.iter_rows(named=True)
+        }
+    return {
+        "n_items": len(answers.items),
+        "models": answers.models,
+        "predictions": df,
+        **shown,
+        **paper,
+        "skipped": answers.skipped,
+        "summaries": answers.summaries,
+        "record": record,
+        **{
+            k: record[k]
+            for k in (
+                "student_input_tokens_per_query",
+                "student_output_tokens_per_query",
+                "student_queries_per_s",
+            )
+        },  # fmt: skip
+    }
+
+
+def collect_answers(
+    generate_dir: Path,
+    curate_dir: Path,
+    finetune_dir: Path,
+    params: Params,
+    stage_dir: Path,
+    llm_dir: Path,
+    progress: bool,
+    loader: Loader | None,
+) -> Answers:
+    """The students (served GGUF or HF), the context-blind baselines, the teachers and the judge, each through
+    the prediction cache, so a re-run asks no model twice."""
+    ev = params.evaluate
     items = load_items(Path(curate_dir), ev.max_items)
     if not items:
         raise ValueError(f"the test split in {curate_dir}/dataset/test.jsonl is empty: nothing to evaluate")
-    by_id = {it.id: it for it in items}
-    llm_items = spread_over_categories(items, ev.llm_max_items)
-    contexts = {c["context_id"]: c for c in read_jsonl(Path(generate_dir) / "contexts.jsonl")}
-    facts = load_facts(Path(generate_dir) / "facts.jsonl")
-    skipped: dict[str, str] = {}
-    summaries: dict[str, str] = {}
-    predictions: list[Prediction] = []
-    models: list[str] = []
-    concurrency: dict[str, int] = {}
-
+    out = Answers(
+        items=items,
+        llm_items=spread_over_categories(items, ev.llm_max_items),
+        facts=load_facts(Path(generate_dir) / "facts.jsonl"),
+        contexts={c["context_id"]: c for c in read_jsonl(Path(generate_dir) / "contexts.jsonl")},
+    )
+    by_id, skipped = out.by_id, out.skipped
     adapter = Path(finetune_dir) / "adapter"
     has_adapter = (adapter / "adapter_config.json").is_file()
     if not has_adapter:
@@ -139,11 +212,7 @@ def evaluate_run(
         skipped["teachers"] = "no LLM teacher in params (generate.teachers)"
     if ev.judge is None:
         skipped["judge"] = "no judge model in params (evaluate.judge): judged accuracy and kappa not computed"
-    grades = None
-    reference: list[Prediction] = []
-    agreement = pl.DataFrame()
-    runtimes: dict[str, str] = {}
-    baselines = oracle_predictions(items, facts)  # not models: no load, no request, recomputed each run
+    baselines = oracle_predictions(items, out.facts)  # not models: no load, no request, recomputed each run
     train_split = dataset_dir(Path(curate_dir)) / "train.jsonl"
     if train_split.is_file():
         baselines += prior_predictions(items, read_split(train_split))
@@ -154,147 +223,130 @@ def evaluate_run(
         PredictionCache(prediction_cache_dir(llm_dir)) as cache,
         llm_session(llm_dir, "evaluate", ev.budget_usd, progress) as llm,
     ):
-        # ---- students: served GGUF (llama.cpp) or Hugging Face generate
         students = Students(Path(finetune_dir), params, cache, llm, loader, progress)
         asked = [(BASE_NAME, ROLE_BASE, None)] + ([(TUNED_NAME, ROLE_TUNED, adapter)] if has_adapter else [])
         for name, role, adapter_dir in asked:
-            answers, runtimes[name], summary = students.answers(items, name, role, adapter_dir)
-            predictions += answers
-            models.append(name)
+            answers, out.runtimes[name], summary = students.answers(items, name, role, adapter_dir)
+            out.predictions += answers
+            out.models.append(name)
             if summary:
-                summaries[name] = summary
+                out.summaries[name] = summary
         if ev.student_runtime == "llama.cpp" and ev.reference_items and has_adapter:
-            reference, agreement = students.hf_agreement(
+            out.reference, out.agreement = students.hf_agreement(
                 spread_over_categories(items, ev.reference_items),
-                [p for p in predictions if p.model == TUNED_NAME], adapter, by_id, facts, contexts,
+                [p for p in out.predictions if p.model == TUNED_NAME], adapter, by_id, out.facts, out.contexts,
             )  # fmt: skip
 
-        # ---- teachers and judge, through the llm package: a cost preview first, then each on its own line
-        lines = paid_roles(params, teachers, predictions + baselines, llm_items, by_id, cache, llm, stage_dir)
+        # teachers and judge, through the llm package: a cost preview first, then each on its own line
+        lines = paid_roles(
+            params, teachers, out.predictions + baselines, out.llm_items, by_id, cache, llm, stage_dir
+        )
         for teacher in teachers:
-            answers, summaries[teacher.name] = teacher_predictions(
-                teacher, llm_items, params, cache, lines[teacher.name]
+            answers, out.summaries[teacher.name] = teacher_predictions(
+                teacher, out.llm_items, params, cache, lines[teacher.name]
             )
-            predictions += answers
-            models.append(teacher.name)
-            concurrency[teacher.name] = teacher.concurrency
-        predictions += baselines
+            out.predictions += answers
+            out.models.append(teacher.name)
+            out.concurrency[teacher.name] = teacher.concurrency
+        out.predictions += baselines
         if ev.judge is not None:
-            grades, summaries["judge"] = _judge_subset(
-                ev.judge, predictions, llm_items, by_id, cache, lines[ev.judge.name]
+            out.grades, out.summaries["judge"] = _judge_subset(
+                ev.judge, out.predictions, out.llm_items, by_id, cache, lines[ev.judge.name]
             )
         llm.publish(stage_dir)
-        models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
+        out.models += sorted({p.model for p in baselines}, key=[ORACLE_NAME, PRIOR_NAME].index)
+    return out
 
-    # ---- scores and statistics
-    df = score_predictions(predictions, by_id, facts, contexts, grades)
-    df.write_ndjson(stage_dir / PREDICTIONS_FILE)
-    acc = accuracy_table(df, models)
-    by_cat = accuracy_table(df, models, by_category=True)
-    judged_acc = accuracy_table(df, models, column="judged") if grades is not None else pl.DataFrame()
-    by_wording = accuracy_table(df, models, by="phrasing")
-    by_family = accuracy_table(df, models, by="family")
-    vs_base = mcnemar_table(df, [(BASE_NAME, m) for m in models if m != BASE_NAME])
-    vs_prior = mcnemar_table(df, [(PRIOR_NAME, m) for m in models if m not in (PRIOR_NAME, ORACLE_NAME)])
+
+def statistics(df: pl.DataFrame, answers: Answers, batch_size: int) -> dict[str, tuple[pl.DataFrame, str]]:
+    """Every table of the stage (an empty frame where it does not apply), with its title."""
+    models, judged = answers.models, answers.grades is not None
+    vs_prior_of = [(PRIOR_NAME, m) for m in models if m not in (PRIOR_NAME, ORACLE_NAME)]
     tuned_pairs = [(TUNED_NAME, m) for m in models if m not in (TUNED_NAME, ORACLE_NAME)]
-    mcnemar = mcnemar_table(df, tuned_pairs) if TUNED_NAME in models else pl.DataFrame()
-    kappa = kappa_table(df, models) if grades is not None else pl.DataFrame()
-    speed = speed_table(df, models, concurrency)
-    if reference:
+    speed = speed_table(df, models, answers.concurrency)
+    runtimes = dict(answers.runtimes)
+    if answers.reference:
+        reference = answers.reference
         timed = pl.DataFrame([p.as_dict() for p in reference])  # timing columns only: no second scoring
         speed = pl.concat([speed, speed_table(timed, [reference[0].model], {})], how="diagonal_relaxed")
-        runtimes[reference[0].model] = f"hf float32 (batch {ev.batch_size}), the reference"
+        runtimes[reference[0].model] = f"hf float32 (batch {batch_size}), the reference"
     if len(speed):
         speed = speed.with_columns(
             pl.col("model").replace_strict(runtimes, default=None, return_dtype=pl.String).alias("runtime")
         )
-    paradox = paradox_table(df, models)
-    paradox_cat = paradox_table(df, models, by_category=True)
-    corr = paradox_correlations(df, models)
-
-    tables = {
-        "accuracy": (acc, "Grounded accuracy per model, 95 % Wilson CI"),
-        "accuracy_by_category": (by_cat, "Grounded accuracy per model and category, 95 % Wilson CI"),
+    return {
+        "accuracy": (accuracy_table(df, models), "Grounded accuracy per model, 95 % Wilson CI"),
+        "accuracy_by_category": (
+            accuracy_table(df, models, by_category=True),
+            "Grounded accuracy per model and category, 95 % Wilson CI",
+        ),
         "accuracy_by_wording": (
-            by_wording,
+            accuracy_table(df, models, by="phrasing"),
             "Grounded accuracy per model on seen vs held-out (unseen) question wordings, 95 % Wilson CI",
         ),
-        "accuracy_by_family": (by_family, "Grounded accuracy per model and kind of question (fact family)"),
-        "mcnemar_vs_prior": (vs_prior, "Exact McNemar: each model vs the context-blind train prior"),
-        "judged_accuracy": (judged_acc, "Judged accuracy per model (unparseable grades counted incorrect)"),
-        "mcnemar": (mcnemar, "Exact McNemar: tuned student vs base and vs each teacher, on shared items"),
-        "mcnemar_vs_base": (vs_base, "Exact McNemar: each model vs the base student, on shared items"),
-        "kappa": (kappa, "Agreement of the LLM judge with grounded scoring: Cohen's kappa, 95 % CI"),
+        "accuracy_by_family": (
+            accuracy_table(df, models, by="family"),
+            "Grounded accuracy per model and kind of question (fact family)",
+        ),
+        "mcnemar_vs_prior": (
+            mcnemar_table(df, vs_prior_of),
+            "Exact McNemar: each model vs the context-blind train prior",
+        ),
+        "judged_accuracy": (
+            accuracy_table(df, models, column="judged") if judged else pl.DataFrame(),
+            "Judged accuracy per model (unparseable grades counted incorrect)",
+        ),
+        "mcnemar": (
+            mcnemar_table(df, tuned_pairs) if TUNED_NAME in models else pl.DataFrame(),
+            "Exact McNemar: tuned student vs base and vs each teacher, on shared items",
+        ),
+        "mcnemar_vs_base": (
+            mcnemar_table(df, [(BASE_NAME, m) for m in models if m != BASE_NAME]),
+            "Exact McNemar: each model vs the base student, on shared items",
+        ),
+        "kappa": (
+            kappa_table(df, models) if judged else pl.DataFrame(),
+            "Agreement of the LLM judge with grounded scoring: Cohen's kappa, 95 % CI",
+        ),
         "speed": (speed, "Latency, tokens per query and throughput per model (this machine)"),
         "served_agreement": (
-            agreement,
+            answers.agreement,
             "Served GGUF (llama.cpp) vs Hugging Face generate: same final answer per quantization, on the "
             "tuned student",
         ),
-        "paradox": (paradox, "BLEU / ROUGE-L vs judged and grounded accuracy per model"),
-        "paradox_by_category": (paradox_cat, "BLEU / ROUGE-L vs judged and grounded accuracy per category"),
-        "paradox_correlation": (corr, "Correlation of BLEU / ROUGE-L with grounded correctness"),
+        "paradox": (paradox_table(df, models), "BLEU / ROUGE-L vs judged and grounded accuracy per model"),
+        "paradox_by_category": (
+            paradox_table(df, models, by_category=True),
+            "BLEU / ROUGE-L vs judged and grounded accuracy per category",
+        ),
+        "paradox_correlation": (
+            paradox_correlations(df, models),
+            "Correlation of BLEU / ROUGE-L with grounded correctness",
+        ),
     }
-    for name, (frame, title) in tables.items():
-        if len(frame):
-            write_table(frame, stage_dir, name, title)
 
-    # ---- paper artifacts
-    paper = stage_dir / "paper"
-    t5 = table_5(acc, vs_base, vs_prior, ev.paper_accuracy)
-    write_table(t5, paper, "table_5", table_5_title(len(items), ev.paper_accuracy, len(llm_items)))
-    t5w = table_5_wording(by_wording, models)
+
+def paper_artifacts(
+    shown: dict[str, pl.DataFrame], answers: Answers, params: Params, paper: Path
+) -> dict[str, Any]:
+    """Table 5 (and 5b, wording), table 6 and figure 5."""
+    ev, models, n_items = params.evaluate, answers.models, len(answers.items)
+    t5 = table_5(shown["accuracy"], shown["mcnemar_vs_base"], shown["mcnemar_vs_prior"], ev.paper_accuracy)
+    write_table(t5, paper, "table_5", table_5_title(n_items, ev.paper_accuracy, len(answers.llm_items)))
+    t5w = table_5_wording(shown["accuracy_by_wording"], models)
     if len(t5w):
         write_table(t5w, paper, "table_5_wording", table_5_wording_title())
-    judge_note = _judge_note(kappa, ev.judge.name if ev.judge else None, skipped.get("judge"))
-    t6 = table_6(paradox)
-    write_table(t6, paper, "table_6", table_6_title(corr, judge_note))
+    judge_note = _judge_note(
+        shown["kappa"], ev.judge.name if ev.judge else None, answers.skipped.get("judge")
+    )
+    t6 = table_6(shown["paradox"])
+    write_table(t6, paper, "table_6", table_6_title(shown["paradox_correlation"], judge_note))
     fig = figure_5(
-        by_cat, models, paper / "figure_5.png",
-        f"Figure 5. Grounded accuracy per category (held-out test set, {len(items)} items)",
+        shown["accuracy_by_category"], models, paper / "figure_5.png",
+        f"Figure 5. Grounded accuracy per category (held-out test set, {n_items} items)",
         model_labels(models, student_name(params)),
     )  # fmt: skip
-
-    record = _record(df, acc, kappa, speed, items, models, skipped, params)
-    record["student_runtime"] = runtimes.get(TUNED_NAME) or runtimes.get(BASE_NAME)
-    if len(agreement):
-        record["served_agreement"] = {
-            r["quantization"]: finite(r["agreement"]) for r in agreement.iter_rows(named=True)
-        }
-    return {
-        "n_items": len(items),
-        "models": models,
-        "predictions": df,
-        "accuracy": acc,
-        "accuracy_by_category": by_cat,
-        "accuracy_by_wording": by_wording,
-        "accuracy_by_family": by_family,
-        "table_5_wording": t5w,
-        "mcnemar_vs_prior": vs_prior,
-        "judged_accuracy": judged_acc,
-        "mcnemar": mcnemar,
-        "mcnemar_vs_base": vs_base,
-        "kappa": kappa,
-        "speed": speed,
-        "served_agreement": agreement,
-        "paradox": paradox,
-        "paradox_by_category": paradox_cat,
-        "paradox_correlation": corr,
-        "table_5": t5,
-        "table_6": t6,
-        "figure_5": fig,
-        "skipped": skipped,
-        "summaries": summaries,
-        "record": record,
-        **{
-            k: record[k]
-            for k in (
-                "student_input_tokens_per_query",
-                "student_output_tokens_per_query",
-                "student_queries_per_s",
-            )
-        },  # fmt: skip
-    }
+    return {"table_5": t5, "table_5_wording": t5w, "table_6": t6, "figure_5": fig}
 
 
 def paid_roles(

@@ -24,6 +24,22 @@ CATEGORIES = ["vessel_profile", "kinematics", "traffic", "anomaly", "collision_r
 MOVING_KN = 0.5
 
 
+def family(key: str) -> str:
+    """A fact's family: its key before any ':' arguments (`vessel_profile.flag:538000003` -> `vessel_profile.flag`)."""
+    return key.split(":", 1)[0]
+
+
+def final_answer_text(fact: dict[str, Any]) -> str:
+    """The short, machine-checkable form of a fact's value: what every teacher's final answer, the grader and the
+    evaluation's reference compare against."""
+    kind, value = fact["kind"], fact["value"]
+    if kind == "number":
+        return f"{value:.2f} {fact['unit']}"
+    if kind == "pair":
+        return f"{value[0]} and {value[1]}"
+    return str(value)
+
+
 def fact(
     key, category, kind, value, label, unit=None, tolerance=0.0, subject=None, **support
 ) -> dict[str, Any]:

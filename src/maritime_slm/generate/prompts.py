@@ -18,7 +18,7 @@ from importlib import resources
 from string import Template
 from typing import Any, Literal
 
-from maritime_slm.generate.rules import final_answer_text
+from maritime_slm.facts.factsheet import final_answer_text
 
 MENU_SIZE = 8
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from maritime_slm.facts.factsheet import family, final_answer_text
 from maritime_slm.generate.records import QAPair
 
 TEACHER_NAME = "rules"
@@ -58,20 +59,6 @@ def paraphrase(template: str, share: float, rng: random.Random) -> str:
 
         template = re.sub(rf"\b({alternatives})\b", swap, template, flags=re.IGNORECASE)
     return template
-
-
-def family(key: str) -> str:
-    return key.split(":", 1)[0]
-
-
-def final_answer_text(fact: dict[str, Any]) -> str:
-    """The short, machine-checkable form of a fact's value."""
-    kind, value = fact["kind"], fact["value"]
-    if kind == "number":
-        return f"{value:.2f} {fact['unit']}"
-    if kind == "pair":
-        return f"{value[0]} and {value[1]}"
-    return str(value)
 
 
 class _Fields(dict):
