@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from maritime_slm.config import ModelEndpoint
-from maritime_slm.evaluate.predict import in_flight, run_timed
-from maritime_slm.llm import LLMRequest, lanes
+from maritime_slm.evaluate.predict import in_flight
+from maritime_slm.llm import LLMRequest, lanes, run_batch
 from maritime_slm.llm.testserver import ScriptedServer
 
 
@@ -43,9 +43,8 @@ def test_each_snapshot_is_answered_by_one_replica_and_both_replicas_work(tmp_pat
         endpoint = replicated(first, second, concurrency=2)
         snapshots = {f"q{i}": snapshot for i, snapshot in enumerate("aaabbbcccddd")}
         requests = [ask(prompt, snapshot) for prompt, snapshot in snapshots.items()]
-        results, latencies, wall = run_timed(
-            endpoint, requests, cache=None, ledger=None, budget=None, progress=False
-        )
+        batch = run_batch(endpoint, requests, progress=False, timed=True)
+        results, latencies, wall = batch.results, [r.latency_s for r in batch.results], batch.elapsed_s
         assert all(r.ok for r in results) and len(results) == 12
         assert 0 < max(latencies) <= wall
         seen = [{snapshots[p] for p in server.counts()} for server in (first, second)]
@@ -70,9 +69,8 @@ def test_replicas_with_one_request_in_flight_each_answer_at_the_same_time():
     try:
         endpoint = replicated(first, second, concurrency=1)
         requests = [ask(f"q{i}", snapshot) for i, snapshot in enumerate("aabbccdd")]
-        results, latencies, wall = run_timed(
-            endpoint, requests, cache=None, ledger=None, budget=None, progress=False
-        )
+        batch = run_batch(endpoint, requests, progress=False, timed=True)
+        results, latencies, wall = batch.results, [r.latency_s for r in batch.results], batch.elapsed_s
         assert all(r.ok for r in results)
         # each answer's share of the pool's time (what the speed table sums) adds up to the wall time, not twice it
         assert in_flight(endpoint) == 2

@@ -312,6 +312,16 @@ def test_the_stage_paths_go_through_the_switch():
     assert run.run_batch is revise.run_batch is judge.run_batch is batch.run_batch
 
 
+def test_timed_answers_stay_sync_calls_with_their_latency_on_a_batch_endpoint(scripted, tmp_path):
+    """Evaluate's answers measure latency: a `timed` batch never goes to the Batch API, whatever the endpoint says."""
+    server = scripted(strict=True)
+    result, total, _ = go(batch_endpoint(server), prompts(4), tmp_path, timed=True)
+    assert result.n_ok == 4 and server.batches == {} and len(sync_calls(server)) == 4
+    assert all(0 < r.latency_s <= result.elapsed_s for r in result)
+    untimed, _, _ = go(batch_endpoint(server, batch={"enabled": False}), prompts(5), tmp_path)
+    assert untimed.n_ok == 5 and all(r.latency_s is None for r in untimed)
+
+
 def test_params_switch_paper_on_and_local_models_refuse_it(tmp_path):
     (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
     params = load_params("paper", [f"ingest.inputs=['{tmp_path}/*.csv']"])

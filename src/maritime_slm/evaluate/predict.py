@@ -22,14 +22,13 @@ returned with `status = failed:<kind>` and asked again next run.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,14 +42,9 @@ from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.facts.factsheet import family, final_answer_text
 from maritime_slm.generate.rules import pair_from_fact
 from maritime_slm.llm import (
-    Budget,
-    Ledger,
-    LLMClient,
     LLMRequest,
     LLMResult,
-    RequestCache,
-    lanes,
-    run_sync,
+    run_batch,
     serving,
 )
 from maritime_slm.llm.client import is_reasoning_model
@@ -300,61 +294,8 @@ def llm_identity(endpoint: ModelEndpoint, temperature: float | None) -> dict[str
 
 
 def in_flight(endpoint: ModelEndpoint) -> int:
-    """Requests `run_timed` keeps in flight: one per replica of a replicated local server, else the concurrency."""
-    return endpoint.replicas if endpoint.replicas > 1 else endpoint.concurrency
-
-
-def run_timed(
-    endpoint: ModelEndpoint,
-    requests: Sequence[LLMRequest],
-    *,
-    cache: RequestCache | None,
-    ledger: Ledger | None,
-    budget: Budget | None,
-    progress: bool = True,
-    desc: str | None = None,
-    on_result: Callable[[int, LLMResult, float], None] | None = None,
-) -> tuple[list[LLMResult], list[float], float]:
-    """Like `llm.run_batch`, with the wall time of each request: exactly `endpoint.concurrency` requests in
-    flight, so a request's time is its own (retries and rate-limit waits included), not a queue's.
-
-    A served endpoint with several replicas gets one worker per replica, each asking its own lane of requests
-    (`lanes`), so a replica never waits for another's request and keeps its prompt cache."""
-
-    async def go() -> tuple[list[LLMResult], list[float], float]:
-        results: list[LLMResult | None] = [None] * len(requests)
-        latencies = [0.0] * len(requests)
-        replicas = len(endpoint.replica_urls)
-        if replicas > 1:
-            queues = [iter(lane) for lane in lanes(requests, replicas)]
-        else:
-            shared = iter(enumerate(requests))
-            queues = [shared] * min(len(requests), in_flight(endpoint))
-        bar = tqdm(total=len(requests), desc=desc or endpoint.name, disable=not progress, file=sys.stderr)
-        started = time.monotonic()
-        async with LLMClient(endpoint, cache=cache, ledger=ledger, budget=budget) as client:
-
-            async def worker(pending: Iterator[tuple[int, LLMRequest]]) -> None:
-                for index, request in pending:
-                    t0 = time.monotonic()
-                    result = await client.complete(request)
-                    latencies[index] = time.monotonic() - t0
-                    results[index] = result
-                    bar.update(1)
-                    if on_result is not None:
-                        on_result(index, result, latencies[index])
-
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for queue in queues:
-                        group.create_task(worker(queue))
-            finally:
-                bar.close()
-                if ledger is not None:
-                    ledger.write_csv()
-        return [r for r in results if r is not None], latencies, time.monotonic() - started
-
-    return run_sync(go)
+    """Requests a timed batch keeps in flight: `concurrency` per server (one per replica when served)."""
+    return endpoint.concurrency * max(1, endpoint.replicas)
 
 
 @dataclass
@@ -427,8 +368,9 @@ def teacher_predictions(
     if not missing:
         return [out[it.id] for it in items], summary
 
-    def keep(index: int, result: LLMResult, latency: float) -> None:
+    def keep(index: int, result: LLMResult) -> None:
         it = missing[index]
+        latency = result.latency_s or 0.0
         if result.ok or result.failure == "refusal":
             reply = result.value if result.ok else (result.text or "")
             sent = result.calls > 0  # 0: served by the request cache, so neither time nor usage was measured
@@ -446,10 +388,11 @@ def teacher_predictions(
         out[it.id] = p
 
     with serving([endpoint]) as ready:
-        results, _, elapsed = FailureWatch(ready[0], "teacher" if role == ROLE_TEACHER else "student", len(missing), then=keep).run(
-            run_timed, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
-            progress=llm.progress, desc=f"{'teacher ' if role == ROLE_TEACHER else ''}{endpoint.name}",
+        batch = FailureWatch(ready[0], "teacher" if role == ROLE_TEACHER else "student", len(missing), then=keep).run(
+            run_batch, ready[0], requests, cache=llm.request_cache, ledger=llm.ledger, budget=llm.budget,
+            progress=llm.progress, desc=f"{'teacher ' if role == ROLE_TEACHER else ''}{endpoint.name}", timed=True,
         )  # fmt: skip
+    results, elapsed = batch.results, batch.elapsed_s
     failed = sum(not (r.ok or r.failure == "refusal") for r in results)
     calls = sum(r.calls for r in results)
     summary += f"; {len(missing)} asked in {elapsed:.1f} s ({calls} calls sent, {failed} failed)"

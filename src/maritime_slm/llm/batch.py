@@ -75,25 +75,29 @@ def run_batch(
     progress: bool = True,
     desc: str | None = None,
     on_result: Callable[[int, LLMResult], None] | None = None,
+    timed: bool = False,
 ) -> BatchResult:
     """The endpoint's requests, results in request order: through OpenAI's Batch API when `endpoint.batch` is on,
-    else concurrent sync calls (`LLMClient.run_batch`). Blocking; works inside Jupyter's running loop.
+    else concurrent sync calls (`LLMClient.run_batch`). Blocking; works inside Jupyter's running loop. `timed`
+    (answers whose latency is measured) always calls synchronously, nothing queued in the client.
 
     Without a `cache`, batch mode reads its replies back through a temporary one (and cannot resume)."""
 
     async def go() -> BatchResult:
         with contextlib.ExitStack() as stack:
             use = cache
-            if endpoint.batch.enabled and cache is None:
+            if endpoint.batch.enabled and not timed and cache is None:
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="maritime-slm-batch-"))
                 use = stack.enter_context(RequestCache(Path(folder) / "cache.sqlite"))
             async with LLMClient(
                 endpoint, cache=use, ledger=ledger, budget=budget, backoff=backoff, max_reasks=max_reasks
             ) as client:
-                if endpoint.batch.enabled:
+                if endpoint.batch.enabled and not timed:
                     runner = BatchRunner(client, progress=progress, desc=desc)
                     return await runner.run(requests, on_result=on_result)
-                return await client.run_batch(requests, progress=progress, desc=desc, on_result=on_result)
+                return await client.run_batch(
+                    requests, progress=progress, desc=desc, on_result=on_result, timed=timed
+                )
 
     return run_sync(go)
 

@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -453,20 +453,32 @@ class LLMClient:
         progress: bool = True,
         desc: str | None = None,
         on_result: Callable[[int, LLMResult], None] | None = None,
+        timed: bool = False,
     ) -> BatchResult:
         """Run requests concurrently (up to the endpoint's concurrency per replica, a snapshot's requests on one
         replica: `lanes`); results in request order.
 
-        A budget stop is not an error: the requests it could not send come back as `budget` failures and
-        `BatchResult.summary()` says how far the batch got.
+        `timed`: exactly `concurrency` requests in flight per replica, each replica asking its own lane in order,
+        so nothing queues inside the client and each result's `latency_s` is that request's own time (what a
+        speed table may add up). A budget stop is not an error: the requests it could not send come back as
+        `budget` failures and `BatchResult.summary()` says how far the batch got.
         """
         requests = list(requests)
-        if len(self._replicas) > 1:
-            requests = [
-                r for _, r in sorted(i_r for lane in lanes(requests, len(self._replicas)) for i_r in lane)
-            ]
+        replicas = len(self._replicas)
+        if timed:
+            queues = (
+                [iter(lane) for lane in lanes(requests, replicas)]
+                if replicas > 1
+                else [iter(enumerate(requests))]
+            )
+            workers = [queue for queue in queues for _ in range(self.endpoint.concurrency)]
+        else:
+            if replicas > 1:
+                requests = [r for _, r in sorted(i_r for lane in lanes(requests, replicas) for i_r in lane)]
+            shared = iter(enumerate(requests))
+            workers = [shared] * (2 * self.endpoint.concurrency * replicas + 2)
+        workers = workers[: max(1, len(requests))]
         results: list[LLMResult | None] = [None] * len(requests)
-        pending = iter(enumerate(requests))
         started = time.monotonic()
         bar = tqdm(
             total=len(requests),
@@ -477,10 +489,13 @@ class LLMClient:
         )
         failed = 0
 
-        async def worker() -> None:
+        async def worker(pending: Iterator[tuple[int, LLMRequest]]) -> None:
             nonlocal failed
             for index, request in pending:
+                sent = time.monotonic()
                 result = await self.complete(request)
+                if timed:
+                    result.latency_s = time.monotonic() - sent
                 results[index] = result
                 failed += not result.ok
                 bar.update(1)
@@ -491,8 +506,8 @@ class LLMClient:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(len(requests), 2 * self.endpoint.concurrency * len(self._replicas) + 2)):
-                    group.create_task(worker())
+                for pending in workers:
+                    group.create_task(worker(pending))
         finally:
             bar.close()
             if self.ledger is not None:

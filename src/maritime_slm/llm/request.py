@@ -63,6 +63,9 @@ class LLMResult:
     input_tokens: int = 0
     output_tokens: int = 0
     usd: float = 0.0
+    latency_s: float | None = None
+    """Wall time from send to result, retries and rate-limit waits included: set by a `timed` batch, where no
+    request waits behind another in the client."""
 
     def __repr__(self) -> str:
         state = (
