@@ -15,7 +15,7 @@ from maritime_slm.cost.model import (
     serving_instances,
     slm_cost_per_day,
 )
-from maritime_slm.cost.report import figure_6, table_7
+from maritime_slm.cost.figures import figure_6, table_7
 from maritime_slm.evaluate.run import EvaluateRecord
 
 

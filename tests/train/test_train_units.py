@@ -21,7 +21,7 @@ from maritime_slm.train.chat import (
     split_prompt,
 )
 from maritime_slm.train.data import DatasetError, encode_rows, read_split
-from maritime_slm.train.report import figure_4, table_4, train_log
+from maritime_slm.train.figures import figure_4, table_4, train_log
 from maritime_slm.train.trainer import last_checkpoint, prepare_checkpoint_dir
 
 

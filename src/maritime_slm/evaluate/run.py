@@ -54,7 +54,7 @@ from maritime_slm.evaluate.predict import (
     teacher_max_tokens,
     teacher_predictions,
 )
-from maritime_slm.evaluate.report import (
+from maritime_slm.evaluate.figures import (
     figure_5,
     model_labels,
     table_5,
