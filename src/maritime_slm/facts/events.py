@@ -194,13 +194,19 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
     distance from it), mean_sog_kn, max_sog_kn.
     """
     window = f"{max(1, round(minutes * 60))}s"
+    rows = _with_row(tracks).select("_row", "mmsi", "segment", "ts", "lat", "lon", "sog", "status")
+    spans = _slow_compact_spans(rows, window, radius_nm, max_sog_kn)
+    return _loitering_episodes(rows, spans, minutes, radius_nm)
+
+
+def _slow_compact_spans(rows: pl.LazyFrame, window: str, radius_nm: float, max_sog_kn: float) -> pl.DataFrame:
+    """Row spans (first_row, last_row) of consecutive reports whose trailing window is slow and compact, merged
+    where they overlap: the loitering candidates."""
     grp = ["mmsi", "segment"]
 
     def roll(expr: pl.Expr, how: str) -> pl.Expr:
         return getattr(expr, f"rolling_{how}_by")("ts", window_size=window, closed="both").over(grp)
 
-    lf = _with_row(tracks)
-    rows = lf.select("_row", "mmsi", "segment", "ts", "lat", "lon", "sog", "status")
     half_diag = (
         ((pl.col("_lat_max") - pl.col("_lat_min")) * NM_PER_DEG_LAT) ** 2
         + (
@@ -233,7 +239,7 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
             last_row=pl.col("_row").max().cast(pl.Int64),
         )
     )
-    merged = (
+    return (
         flagged.sort("first_row")
         .with_columns(
             _new=(
@@ -247,9 +253,15 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
         .agg(pl.col("first_row").min(), pl.col("last_row").max())
         .collect()
     )
+
+
+def _loitering_episodes(
+    rows: pl.LazyFrame, spans: pl.DataFrame, minutes: float, radius_nm: float
+) -> pl.DataFrame:
+    """The candidate spans that last `minutes` and keep every report within `radius_nm` of their mean position."""
     members = (
         rows.with_columns(pl.col("_row").cast(pl.Int64))
-        .join_asof(merged.lazy(), left_on="_row", right_on="first_row", strategy="backward")
+        .join_asof(spans.lazy(), left_on="_row", right_on="first_row", strategy="backward")
         .filter(pl.col("_row") <= pl.col("last_row"))
         .collect()
         .lazy()
