@@ -272,8 +272,10 @@ def prior_predictions(items: Sequence[EvalItem], train_rows: Sequence[Mapping[st
 
 # ------------------------------------------------------------------------------------------------ LLMs
 def answer_endpoint(endpoint: ModelEndpoint) -> ModelEndpoint:
-    """A teacher as an answerer: free text (the student's format), not the JSON it generated pairs with."""
-    return endpoint.model_copy(update={"response_format": "text"})
+    """A teacher as an answerer: free text (the student's format), not the JSON it generated pairs with, and sync
+    calls whatever its `batch` switch says (an answer's latency is measured), so previews price them as sync."""
+    sync = endpoint.batch.model_copy(update={"enabled": False})
+    return endpoint.model_copy(update={"response_format": "text", "batch": sync})
 
 
 def teacher_max_tokens(endpoint: ModelEndpoint, max_new_tokens: int) -> int:
