@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from maritime_slm.config import ParamsError, load_params
+from maritime_slm.cost.figures import figure_6, table_7
 from maritime_slm.cost.inputs import Measured, MissingMeasurement, measured_from_run, resolve
 from maritime_slm.cost.model import (
     annual_costs,
@@ -15,7 +16,6 @@ from maritime_slm.cost.model import (
     serving_instances,
     slm_cost_per_day,
 )
-from maritime_slm.cost.figures import figure_6, table_7
 from maritime_slm.evaluate.run import EvaluateRecord
 
 

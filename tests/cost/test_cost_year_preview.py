@@ -26,13 +26,17 @@ def test_paper_year_preview_from_the_sample(capsys):
     gpt = teachers["gpt-4o"]
     assert gpt.usd_ceiling == pytest.approx((gpt.input_tokens * 2.5 + gpt.output_tokens_ceiling * 10.0) / 1e6)
     assert gpt.usd_ceiling_batch == pytest.approx(BATCH_PRICE_SHARE * gpt.usd_ceiling)
-    assert [r.role for r in curate.roles] == ["editor"] and curate.roles[0].requests == params.curate.max_revisions
+    assert [r.role for r in curate.roles] == ["editor"] and curate.roles[
+        0
+    ].requests == params.curate.max_revisions
     items = params.evaluate.llm_max_items
     assert [(r.role, r.requests) for r in evaluate.roles] == [("answers", items), ("answers", items),
                                                               ("judge", items * 6)]  # fmt: skip
     # teachers' answers are timed sync calls: priced sync even on a batch endpoint; the judge goes by batch
     assert [r.batch for r in evaluate.roles] == [False, False, True]
-    assert evaluate.roles[0].checked_usd == evaluate.roles[0].usd_ceiling > evaluate.roles[0].usd_ceiling_batch
+    assert (
+        evaluate.roles[0].checked_usd == evaluate.roles[0].usd_ceiling > evaluate.roles[0].usd_ceiling_batch
+    )
     assert "tokens per vessel" not in generate.scale_note and "per vessel" in generate.scale_note
     # the paper's budgets cover a year's worst case at the prices each role pays, so the run can start
     assert not generate.problems() and not curate.problems() and not evaluate.problems()

@@ -15,10 +15,10 @@ from maritime_slm.evaluate.analysis import (
     paradox_table,
     speed_table,
 )
+from maritime_slm.evaluate.figures import figure_5, table_5, table_6, table_6_title
 from maritime_slm.evaluate.items import load_items, spread_over_categories
 from maritime_slm.evaluate.judge import JudgeGrade
 from maritime_slm.evaluate.predict import Prediction, oracle_predictions, prior_predictions
-from maritime_slm.evaluate.figures import figure_5, table_5, table_6, table_6_title
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.stats import wilson_ci
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from maritime_slm.config import CostParams
+from maritime_slm.cost.figures import figure_6, table_7
 from maritime_slm.cost.inputs import MissingMeasurement, measured_from_run, resolve
 from maritime_slm.cost.model import annual_costs, scenario_frame, sensitivity_grid
-from maritime_slm.cost.figures import figure_6, table_7
 from maritime_slm.report.tables import write_table
 from maritime_slm.stage import Stage, StageRecord, StageResult
 

@@ -30,6 +30,16 @@ from maritime_slm.evaluate.analysis import (
     speed_table,
 )
 from maritime_slm.evaluate.cache import PredictionCache
+from maritime_slm.evaluate.figures import (
+    figure_5,
+    model_labels,
+    table_5,
+    table_5_title,
+    table_5_wording,
+    table_5_wording_title,
+    table_6,
+    table_6_title,
+)
 from maritime_slm.evaluate.items import EvalItem, load_items, spread_over_categories
 from maritime_slm.evaluate.judge import (
     CANDIDATE_CHARS,
@@ -53,16 +63,6 @@ from maritime_slm.evaluate.predict import (
     student_identity,
     teacher_max_tokens,
     teacher_predictions,
-)
-from maritime_slm.evaluate.figures import (
-    figure_5,
-    model_labels,
-    table_5,
-    table_5_title,
-    table_5_wording,
-    table_5_wording_title,
-    table_6,
-    table_6_title,
 )
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.served import Students

@@ -33,8 +33,8 @@ from maritime_slm.train.data import (
     read_split,
 )
 from maritime_slm.train.export import export_gguf, export_merged, is_4bit
-from maritime_slm.train.model import add_lora, effective_rope_scaling, load_base, student_source
 from maritime_slm.train.figures import figure_4, table_4, train_log
+from maritime_slm.train.model import add_lora, effective_rope_scaling, load_base, student_source
 from maritime_slm.train.trainer import build_trainer, prepare_checkpoint_dir, run_log_callback
 
 logger = logging.getLogger(__name__)
