@@ -152,3 +152,30 @@ def test_ray_gives_identical_outputs(runs, params, tmp_path):
     assert_same_outputs(runs["local2"], ray_run)
     summary = json.loads((ray_run / "ingest" / "ingest_summary.json").read_text())
     assert summary["engine"]["kind"] == "ray" and summary["engine"]["address"] == "local"
+
+
+def test_a_pairs_encounter_across_midnight_is_one_episode_in_its_bucket(tmp_path):
+    """Each day deals its hits into buckets by the pair's first vessel; the bucket joins the pair's snapshots of
+    both days into the one episode the single-process join finds."""
+    from datetime import timedelta
+
+    from maritime_slm.facts.events import SNAPSHOT_MINUTES, encounter_episodes
+    from maritime_slm.facts.partitions import _bucket_rows, _write_buckets
+
+    snaps = [MIDNIGHT + timedelta(minutes=SNAPSHOT_MINUTES * k) for k in range(-3, 3)]
+    rows = [
+        {"mmsi_1": first, "mmsi_2": first + 7, "snap": t, "distance_nm": 1.0, "cpa_nm": 0.2 + 0.01 * k,
+         "tcpa_min": 10.0, "encounter": "crossing", "give_way": "first",
+         **{f"{f}_{i}": float(i) for i in (1, 2) for f in ("lat", "lon", "sog", "cog")}}
+        for first in (366000001, 366000002, 366000003) for k, t in enumerate(snaps)
+    ]  # fmt: skip
+    hits = pl.DataFrame(rows).with_columns(pl.col("snap").dt.cast_time_unit("us"))
+    days = [hits.filter(pl.col("snap") < MIDNIGHT), hits.filter(pl.col("snap") >= MIDNIGHT)]
+    paths = tuple(tmp_path / f"day{i}.parquet" for i in range(2))
+    for day, path in zip(days, paths, strict=True):
+        _write_buckets(day, "mmsi_1", path, 2)
+    per_bucket = [encounter_episodes(_bucket_rows(paths, b)) for b in range(2)]
+    joined = pl.concat(per_bucket).sort(EVENT_ORDER["encounters"], maintain_order=True)
+    assert_frame_equal(joined, encounter_episodes(hits), check_exact=True)
+    assert joined.height == 3 and (joined["start"] < MIDNIGHT).all() and (joined["end"] >= MIDNIGHT).all()
+    assert sorted(b.height for b in per_bucket) == [1, 2]

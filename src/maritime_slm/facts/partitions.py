@@ -6,7 +6,10 @@ one day holds (plus the next day's first window or snapshot step when those do n
 one vessel's whole history: its segment numbers count every gap since its first report, and a reporting gap may
 span any number of days, so no fixed overlap reproduces it. Each day partition therefore also deals its reports
 into vessel buckets (`mmsi % buckets`, one Parquet row group each), and each bucket's tracks and events are
-computed from the whole history of its vessels: the single-process tables, computed in pieces.
+computed from the whole history of its vessels: the single-process tables, computed in pieces. A day's
+encounter hits (qualifying pair snapshots) are dealt the same way, by their first vessel (`mmsi_1 % buckets`), so a
+bucket joins every snapshot of its pairs into episodes, across midnight too, and nothing row-sized per pair passes
+through the driver.
 """
 
 from __future__ import annotations
@@ -97,16 +100,15 @@ class DaySource:
 class DayTask:
     source: DaySource
     shuffle_file: Path
+    hits_file: Path
     buckets: int
     contexts: ContextParams
     facts: FactsParams
 
 
-def _write_buckets(points: pl.DataFrame, target: Path, buckets: int) -> None:
-    """The day's reports as one row group per vessel bucket, written whole or not at all."""
-    frame = points.select(TRACK_INPUT).with_columns(
-        _bucket=(pl.col("mmsi").cast(pl.Int64) % buckets).cast(pl.UInt32)
-    )
+def _write_buckets(frame: pl.DataFrame, key: str, target: Path, buckets: int) -> None:
+    """Rows as one row group per bucket of `key` (a vessel's MMSI), in their order, written whole or not at all."""
+    frame = frame.with_columns(_bucket=(pl.col(key).cast(pl.Int64) % buckets).cast(pl.UInt32))
     groups = frame.partition_by("_bucket", as_dict=True, maintain_order=True)
     with atomic_file(target) as tmp:
         writer = pq.ParquetWriter(tmp, frame.to_arrow().schema, compression="zstd", compression_level=1)
@@ -118,8 +120,8 @@ def _write_buckets(points: pl.DataFrame, target: Path, buckets: int) -> None:
 
 
 def day_work(task: DayTask) -> dict[str, Any]:
-    """One day: its candidate cells with strata, its encounter snapshots' hits, and its reports dealt into
-    vessel buckets for `bucket_work`."""
+    """One day: its candidate cells with strata; its reports and its encounter snapshots' hits dealt into vessel
+    buckets for `bucket_work`."""
     own, wide = task.source.read()
     start, end = day_bounds(task.source.day)
     cells = candidate_cells(wide.lazy(), task.contexts).filter(
@@ -132,27 +134,37 @@ def day_work(task: DayTask) -> dict[str, Any]:
         task.facts.cpa_horizon_min,
         bins=(start, end),
     )
-    _write_buckets(own, task.shuffle_file, task.buckets)
-    return {"cells": cells, "hits": hits, "rows": own.height}
+    _write_buckets(own.select(TRACK_INPUT), "mmsi", task.shuffle_file, task.buckets)
+    _write_buckets(hits, "mmsi_1", task.hits_file, task.buckets)
+    return {"cells": cells, "hits": hits.height, "rows": own.height}
 
 
 @dataclass(frozen=True)
 class BucketTask:
     bucket: int
     shuffle_files: tuple[Path, ...]  # in day order
+    hits_files: tuple[Path, ...]  # in day order
     facts: FactsParams
 
 
+def _bucket_rows(paths: tuple[Path, ...], bucket: int) -> pl.DataFrame:
+    return pl.concat(
+        [
+            pl.scan_parquet(path).filter(pl.col("_bucket") == bucket).drop("_bucket").collect()
+            for path in paths
+        ]
+    )
+
+
 def bucket_work(task: BucketTask) -> dict[str, pl.DataFrame] | None:
-    """Tracks and per-vessel events of one bucket's vessels over all days (None when it has no vessel)."""
-    parts = [
-        pl.scan_parquet(path).filter(pl.col("_bucket") == task.bucket).drop("_bucket").collect()
-        for path in task.shuffle_files
-    ]
-    points = pl.concat(parts)
+    """Tracks and per-vessel events of one bucket's vessels over all days, and the encounter episodes of the
+    pairs whose first vessel is in the bucket (None when it has no vessel)."""
+    points = _bucket_rows(task.shuffle_files, task.bucket)
     if points.is_empty():
         return None
-    return vessel_events(build_tracks(points, task.facts.gap_minutes), task.facts)
+    events = vessel_events(build_tracks(points, task.facts.gap_minutes), task.facts)
+    events["encounters"] = encounter_episodes(_bucket_rows(task.hits_files, task.bucket))
+    return events
 
 
 @dataclass(frozen=True)
@@ -168,25 +180,21 @@ def day_cell_points(task: CellPointsTask) -> pl.DataFrame:
     return cell_points(wide.lazy(), task.chosen, task.contexts).collect()
 
 
-def merge_events(
-    per_bucket: list[dict[str, pl.DataFrame] | None], hits: pl.DataFrame
-) -> dict[str, pl.DataFrame]:
-    """The all-vessel event tables from the buckets' tables and the days' encounter hits."""
+def merge_events(per_bucket: list[dict[str, pl.DataFrame] | None]) -> dict[str, pl.DataFrame]:
+    """The all-vessel event tables from the buckets' tables, each in its fixed order."""
     found = [b for b in per_bucket if b is not None]
-    events = {
+    return {
         kind: pl.concat([b[kind] for b in found]).sort(EVENT_ORDER[kind], maintain_order=True)
-        for kind in VESSEL_EVENTS
+        for kind in (*VESSEL_EVENTS, "encounters")
     }
-    events["encounters"] = encounter_episodes(hits).sort(EVENT_ORDER["encounters"], maintain_order=True)
-    return events
 
 
 def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine) -> dict[str, Any]:
     """Candidate cells (with strata), the chosen cells, their reports, and the event tables of a run.
 
-    Three maps over partitions: days (cells, encounter hits, the bucket shuffle), vessel buckets (tracks and
-    per-vessel events), days again (reports of the chosen cells). Only the sample itself, which needs every
-    candidate, runs in the driver.
+    Three maps over partitions: days (cells, the bucket shuffle of reports and encounter hits), vessel buckets
+    (tracks, per-vessel events, encounter episodes), days again (reports of the chosen cells). Only the sample
+    itself, which needs every candidate, runs in the driver.
     """
     points_dir = Path(ingest_dir) / "points"
     days = point_days(points_dir)
@@ -210,6 +218,7 @@ def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine)
         DayTask(
             s,
             work_dir / "shuffle" / f"day={s.day.isoformat()}.parquet",
+            work_dir / "hits" / f"day={s.day.isoformat()}.parquet",
             buckets,
             params.contexts,
             params.facts,
@@ -220,14 +229,14 @@ def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine)
     cells = pl.concat([d["cells"] for d in per_day]).sort(
         "window", "cell_lat", "cell_lon", maintain_order=True
     )
-    hits = pl.concat([d["hits"] for d in per_day])
     chosen = choose_cells(cells, params.contexts)
 
     shuffle = tuple(t.shuffle_file for t in day_tasks)
-    bucket_tasks = [BucketTask(b, shuffle, params.facts) for b in range(buckets)]
+    hits = tuple(t.hits_file for t in day_tasks)
+    bucket_tasks = [BucketTask(b, shuffle, hits, params.facts) for b in range(buckets)]
     per_bucket = engine.map(bucket_work, bucket_tasks, keys=[f"bucket {b}" for b in range(buckets)],
                             desc="vessel buckets")  # fmt: skip
-    events = merge_events(per_bucket, hits)
+    events = merge_events(per_bucket)
 
     chosen_day = chosen.get_column("window").dt.date()
     point_tasks = [
