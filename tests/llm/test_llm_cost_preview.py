@@ -275,9 +275,9 @@ def test_lines_that_do_not_fit_the_stage_budget_are_a_params_error(tmp_path):
     (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
     inputs = f"ingest.inputs=['{tmp_path}/*.csv']"
     with pytest.raises(
-        ParamsError, match=r"evaluate.judge.budget_usd \$40.*more than evaluate.budget_usd \$50"
+        ParamsError, match=r"evaluate.judge.budget_usd \$100.*more than evaluate.budget_usd \$170"
     ):
-        load_params("paper", [inputs, "evaluate.judge.budget_usd=40", "evaluate.teacher_budget_usd=10"])
+        load_params("paper", [inputs, "evaluate.judge.budget_usd=100", "evaluate.teacher_budget_usd=40"])
     params = load_params("paper", [inputs, "evaluate.judge.budget_usd=20", "evaluate.teacher_budget_usd=10"])
     assert params.evaluate.refuse_over_budget
     with pytest.raises(ParamsError, match=r"curate.editor.budget_usd \$200.*more than curate.budget_usd"):
