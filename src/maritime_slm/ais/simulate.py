@@ -549,33 +549,54 @@ def _encounter_labels(f: _Fleet, a: int, b: int, horizon: float, stamp) -> list[
 
 
 # ------------------------------------------------------------------ reports of a block of vessels
-def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours: float, plan: _Anomalies, t0):
-    horizon = hours * 3600.0
+@dataclass
+class _Block:
+    """One block's reports while they are being made: vessel index, time (s from start) and the columns."""
+
+    vi: np.ndarray
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    sog: np.ndarray
+    cog: np.ndarray
+    status: np.ndarray
+    keep: np.ndarray
+
+    def rows_of(self, v: int) -> slice:
+        return slice(np.searchsorted(self.vi, v, "left"), np.searchsorted(self.vi, v, "right"))
+
+
+def _schedule(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, horizon: float) -> _Block:
+    """Each vessel's report times (its interval with jitter) and drifting-at-rest defaults for every row."""
     counts = np.floor((horizon - f.phase[vessels]) / f.interval[vessels]).astype(np.int64) + 1
     counts = np.maximum(counts, 1)
     vi = np.repeat(vessels, counts)
     k = np.arange(vi.size) - np.repeat(np.cumsum(counts) - counts, counts)
     iv = f.interval[vi]
     t = np.clip(np.round(f.phase[vi] + k * iv + rng.uniform(-0.2, 0.2, vi.size) * iv), 0, horizon - 1)
+    return _Block(
+        vi=vi,
+        t=t,
+        lat=f.ref_lat[vi].copy(),
+        lon=f.ref_lon[vi].copy(),
+        sog=np.abs(rng.normal(0, 0.04, vi.size)),
+        cog=rng.uniform(0, 360, vi.size),
+        status=f.status[vi].copy(),
+        keep=np.ones(vi.size, dtype=bool),
+    )
+
+
+def _motion(rng: np.random.Generator, f: _Fleet, b: _Block, plan: _Anomalies, in_block: set[int]) -> None:
+    """Positions, SOG and COG by behaviour (transit, loitering, encounter, fishing, harbour, anchored, AtoN)."""
+    vi, t, lat, lon, sog, cog, status, keep = b.vi, b.t, b.lat, b.lon, b.sog, b.cog, b.status, b.keep
     beh = f.behaviour[vi]
-    lat = f.ref_lat[vi].copy()
-    lon = f.ref_lon[vi].copy()
-    sog = np.abs(rng.normal(0, 0.04, vi.size))
-    cog = rng.uniform(0, 360, vi.size)
-    status = f.status[vi].copy()
-    keep = np.ones(vi.size, dtype=bool)
-
-    def rows_of(v: int) -> slice:
-        return slice(np.searchsorted(vi, v, "left"), np.searchsorted(vi, v, "right"))
-
-    in_block = set(vessels.tolist())
     # Loitering delays the rest of the voyage by the time spent circling.
     t_eff = t.copy()
     loiter_on = np.zeros(vi.size, dtype=bool)
     loiter_start = np.zeros(vi.size)
     for v, (start, dur) in plan.loiter.items():
         if v in in_block:
-            r = rows_of(v)
+            r = b.rows_of(v)
             t_eff[r] = t[r] - np.clip(t[r] - start, 0, dur)
             loiter_on[r] = (t[r] >= start) & (t[r] < start + dur)
             loiter_start[r] = start
@@ -631,34 +652,36 @@ def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours:
         sog[m] = 0.0
         cog[m] = 360.0
 
+
+def _inject(f: _Fleet, b: _Block, plan: _Anomalies, in_block: set[int]) -> list[tuple[int, int, float]]:
+    """Status mismatches, reporting gaps and position jumps; returns the jumps' (row, vessel, distance nm)."""
+    t, status, keep = b.t, b.status, b.keep
     for v, (start, dur, shown) in plan.mismatch.items():
         if v in in_block:
-            r = rows_of(v)
+            r = b.rows_of(v)
             status[r] = np.where((t[r] >= start) & (t[r] < start + dur), shown, status[r])
     for v, (start, dur) in plan.gap.items():
         if v in in_block:
-            r = rows_of(v)
+            r = b.rows_of(v)
             keep[r] &= ~((t[r] >= start) & (t[r] < start + dur))
     jump_rows = []
     for v, (when, north, east) in plan.jump.items():
         if v not in in_block:
             continue
-        r = rows_of(v)
+        r = b.rows_of(v)
         rows = r.start + np.flatnonzero((t[r] >= when) & keep[r])
         if rows.size:
             j = rows[0]
-            lat[j], lon[j] = _offset(lat[j], lon[j], north, east)
+            b.lat[j], b.lon[j] = _offset(b.lat[j], b.lon[j], north, east)
             jump_rows.append((j, v, float(np.hypot(north, east))))
+    return jump_rows
 
-    stationary = np.isin(beh, [ANCHORED, MOORED]) | (sog < 0.5)
-    cog = np.round(cog % 360.0, 1) % 360.0
-    cog = np.where(stationary & (rng.random(vi.size) < 0.2), 360.0, cog)
-    cog = np.where(beh == ATON, 360.0, cog)
-    heading = np.round(np.where(stationary, f.theta[vi], cog) + rng.normal(0, 2.0, vi.size)) % 360
-    heading = np.where(f.heading_na[vi], 511, heading).astype(np.int64)
-    sog = np.round(np.maximum(sog, 0.0), 1)
-    sog = np.where(rng.random(vi.size) < 5e-4, 102.3, sog)
 
+def _block_labels(
+    f: _Fleet, b: _Block, plan: _Anomalies, in_block: set[int], jump_rows, horizon: float, t0
+) -> list[dict[str, Any]]:
+    """Ground truth for the jumps and gaps as they came out (a gap's ends are the reports around it)."""
+    t, keep = b.t, b.keep
     labels = []
     for j, v, dist in jump_rows:
         labels.append(
@@ -673,7 +696,7 @@ def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours:
     for v, (start, dur) in plan.gap.items():
         if v not in in_block:
             continue
-        r = rows_of(v)
+        r = b.rows_of(v)
         times = t[r][keep[r]]
         if times.size == 0:
             continue
@@ -683,11 +706,34 @@ def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours:
         labels.append(
             label(int(f.mmsi[v]), "gap", _stamp(t0, lo), _stamp(t0, hi), f"gap_min={(hi - lo) / 60:.1f}")
         )
+    return labels
 
-    idx = np.flatnonzero(keep)
+
+def _block_rows(rng: np.random.Generator, f: _Fleet, vessels: np.ndarray, hours: float, plan: _Anomalies, t0):
+    """One block of vessels' reports (columns in time order) and their anomaly labels; the random draws happen
+    in a fixed order (schedule, motion, then the receiver's quirks), so a seed gives the same file."""
+    horizon = hours * 3600.0
+    b = _schedule(rng, f, vessels, horizon)
+    in_block = set(vessels.tolist())
+    _motion(rng, f, b, plan, in_block)
+    jump_rows = _inject(f, b, plan, in_block)
+
+    vi, t, sog, cog = b.vi, b.t, b.sog, b.cog
+    beh = f.behaviour[vi]
+    stationary = np.isin(beh, [ANCHORED, MOORED]) | (sog < 0.5)
+    cog = np.round(cog % 360.0, 1) % 360.0
+    cog = np.where(stationary & (rng.random(vi.size) < 0.2), 360.0, cog)
+    cog = np.where(beh == ATON, 360.0, cog)
+    heading = np.round(np.where(stationary, f.theta[vi], cog) + rng.normal(0, 2.0, vi.size)) % 360
+    heading = np.where(f.heading_na[vi], 511, heading).astype(np.int64)
+    sog = np.round(np.maximum(sog, 0.0), 1)
+    sog = np.where(rng.random(vi.size) < 5e-4, 102.3, sog)
+
+    labels = _block_labels(f, b, plan, in_block, jump_rows, horizon, t0)
+    idx = np.flatnonzero(b.keep)
     idx = idx[np.lexsort((vi[idx], t[idx]))]
-    cols = dict(vi=vi[idx], t=t[idx], lat=lat[idx], lon=lon[idx], sog=sog[idx], cog=cog[idx],
-                heading=heading[idx], status=status[idx])  # fmt: skip
+    cols = dict(vi=vi[idx], t=t[idx], lat=b.lat[idx], lon=b.lon[idx], sog=sog[idx], cog=cog[idx],
+                heading=heading[idx], status=b.status[idx])  # fmt: skip
     return cols, labels
 
 
