@@ -17,6 +17,7 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 
@@ -90,6 +91,11 @@ class StageRecord(BaseModel):
     accuracies, per-scenario costs) are kept as written."""
 
     model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Self:
+        """The record's own fields picked from a stage function's summary (which holds more)."""
+        return cls(**{k: summary[k] for k in cls.model_fields})
 
     def write(self, stage_dir: Path) -> Path:
         path = Path(stage_dir) / SUMMARY_FILE
@@ -183,11 +189,14 @@ class Stage:
         earlier = STAGE_ORDER[: STAGE_ORDER.index(self.name)]
         return {s: self.input(s) for s in earlier if (self.run_dir / s).is_dir()}
 
-    def _warn_if_stale(self, stage: str) -> None:
+    @cached_property
+    def _manifest_stages(self) -> dict[str, Any]:
+        """The run's manifest entries, read once: an earlier stage's entry does not change while this one runs."""
         manifest = self.run_dir / MANIFEST_FILE
-        if not manifest.is_file():
-            return
-        entry = json.loads(manifest.read_text()).get("stages", {}).get(stage, {})
+        return json.loads(manifest.read_text()).get("stages", {}) if manifest.is_file() else {}
+
+    def _warn_if_stale(self, stage: str) -> None:
+        entry = self._manifest_stages.get(stage, {})
         made_with = entry.get("params")
         if made_with is None or entry.get("params_sha") == params_sha(self.params):
             return

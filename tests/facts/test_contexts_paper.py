@@ -11,7 +11,7 @@ from maritime_slm.ais.mid import flag_state_expr, mid_expr
 from maritime_slm.ais.simulate import simulate
 from maritime_slm.config import ContextParams, FactsParams, load_params
 from maritime_slm.facts.contexts import sample_contexts
-from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
 from maritime_slm.models import count_tokens, student_token_counter
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "AIS_2022_01_03_first99999.zip"
@@ -106,11 +106,4 @@ def test_paper_contexts_hold_200_to_500_vessels_within_the_window(tmp_path, pape
             < paper.train.max_length
         )
         categories = {f["category"] for f in compute_facts(ctx, FactsParams())}
-        assert categories == {
-            "vessel_profile",
-            "kinematics",
-            "traffic",
-            "anomaly",
-            "collision_risk",
-            "compliance",
-        }
+        assert categories == set(CATEGORIES)

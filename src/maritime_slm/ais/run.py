@@ -18,6 +18,6 @@ class IngestRecord(StageRecord):
 
 def run(stage: Stage) -> StageResult:
     summary = run_ingest(stage.params, stage.dir)
-    record = IngestRecord(**{k: summary[k] for k in IngestRecord.model_fields})
+    record = IngestRecord.from_summary(summary)
     record.write(stage.dir)
     return StageResult(record, {"summary": summary})

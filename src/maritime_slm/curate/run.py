@@ -179,6 +179,6 @@ def run(stage: Stage) -> StageResult:
     result = curate_run(
         stage.input("generate"), stage.params, stage.dir, stage.llm_dir, run_name=stage.run_dir.name
     )
-    record = CurateRecord(**{k: result[k] for k in CurateRecord.model_fields})
+    record = CurateRecord.from_summary(result)
     record.write(stage.dir)
     return StageResult(record, {"result": result})

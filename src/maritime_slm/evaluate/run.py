@@ -367,9 +367,7 @@ def paid_roles(
     (the answer's max_tokens, cut where the judge prompt cuts a reply), the known ones (students, baselines, cached
     answers) as they are."""
     ev, ledger = params.evaluate, llm.ledger
-    spent: dict[str, float] = {}
-    for row in ledger.rows() if ledger is not None else []:
-        spent[row.teacher] = spent.get(row.teacher, 0.0) + row.usd
+    spent = llm.spent_by()
     log = ledger.log_path if ledger is not None else stage_dir / "calls.jsonl"
     roles, judged = [], [p for p in known if p.item_id in {it.id for it in llm_items}]
     for teacher in teachers:

@@ -407,18 +407,7 @@ class ScriptedServer:
             return 400, _error_body(f"Missing required parameter: '{missing}'.", missing)
         if purpose == "batch" and not str(name or "").endswith(".jsonl"):
             return 400, _error_body("The Batch API only supports .jsonl files.", "file")
-        file_id = f"file-{uuid.uuid4().hex[:24]}"
-        meta = {
-            "id": file_id,
-            "object": "file",
-            "bytes": len(data),
-            "created_at": int(time.time()),
-            "filename": name or "upload",
-            "purpose": purpose,
-            "status": "processed",
-        }
-        self._files[file_id] = (meta, data)
-        return 200, meta
+        return 200, self._add_file(data, name or "upload", purpose)[1]
 
     def _create_batch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         stored = self._files.get(str(body.get("input_file_id")))
@@ -506,18 +495,22 @@ class ScriptedServer:
         if not lines:
             return None
         data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
+        return self._add_file(data, f"{batch.id}_{kind}.jsonl", "batch_output")[0]
+
+    def _add_file(self, data: bytes, filename: str, purpose: str) -> tuple[str, dict[str, Any]]:
+        """Store a file as the Files API does; (its id, its object)."""
         file_id = f"file-{uuid.uuid4().hex[:24]}"
         meta = {
             "id": file_id,
             "object": "file",
             "bytes": len(data),
             "created_at": int(time.time()),
-            "filename": f"{batch.id}_{kind}.jsonl",
-            "purpose": "batch_output",
+            "filename": filename,
+            "purpose": purpose,
             "status": "processed",
         }
         self._files[file_id] = (meta, data)
-        return file_id
+        return file_id, meta
 
     def _run_line(self, body: dict[str, Any], batch_id: str) -> tuple[int, dict[str, Any]] | None:
         """A batch line answered like a sync request: (status, body), or None for one that never finishes."""

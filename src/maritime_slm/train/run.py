@@ -360,6 +360,6 @@ def run(stage: Stage) -> StageResult:
     summary = finetune_run(
         stage.input("curate"), stage.params, stage.dir, stage.run_dir / "checkpoints" / "finetune"
     )
-    record = FinetuneRecord(**{k: summary[k] for k in FinetuneRecord.model_fields})
+    record = FinetuneRecord.from_summary(summary)
     record.write(stage.dir)
     return StageResult(record, {"summary": summary})
