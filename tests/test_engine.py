@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,11 @@ def fails_on_one(n: int) -> int:
 
 
 def bad_input(n: int) -> int:
-    raise IngestError(f"AIS_{n}.csv: not a MarineCadastre AIS table")
+    """File 1 is not an AIS table; every attempt leaves a mark so a retry would show."""
+    (Path(os.environ[MARKERS]) / f"attempt-{n}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    if n == 1:
+        raise IngestError(f"AIS_{n}.csv: not a MarineCadastre AIS table")
+    return n
 
 
 def ingest_killed_once(task):
@@ -96,9 +101,12 @@ def test_a_partition_failing_every_attempt_is_named():
         engine.map(fails_on_one, [0, 1, 2], keys=["a", "b", "c"], desc="boom")
 
 
-def test_bad_input_is_not_retried_and_keeps_its_message():
-    with Engine(LOCAL2, progress=False) as engine, pytest.raises(IngestError, match="AIS_0.csv: not a"):
+@pytest.mark.parametrize("params", [None, LOCAL2], ids=["inline", "local"])
+def test_bad_input_is_not_retried_and_keeps_its_message(params, tmp_path, monkeypatch):
+    monkeypatch.setenv(MARKERS, str(tmp_path))
+    with Engine(params, progress=False) as engine, pytest.raises(IngestError, match="^AIS_1.csv: not a"):
         engine.map(bad_input, [0, 1], permanent=(IngestError,))
+    assert len(list(tmp_path.glob("attempt-1-*"))) == 1  # LOCAL2 allows 2 retries; bad input takes none
 
 
 def test_ray_without_ray_installed_is_one_clear_line(monkeypatch):
