@@ -184,17 +184,19 @@ def test_paraphrases_recombine_seen_wording_only():
 
 
 HELD_OUT_WORDS = set(
-    "another appears around be breadth break carry category claim clear closer coming could currently equipment "
-    "every fit fits flagged hang identifier judging keep keeping lie lies list low make maps mean meet meeting mile "
-    "minimum nameless neither nor now often picture quickest quiet rule rules say silence silent spot standing still "
-    "teleports top went window".split()
+    "ahead another appears around be breadth break carry category check claim clear closer colreg coming computed "
+    "consistent could currently dark equipment every feet fit fits flagged hang identifier idle implausibly judging "
+    "keep keeping lie lies list low make maps max mean meet meeting mile min minimum mismatch moves nameless nation "
+    "neither nor now often out picture predicted quarters quickest quiet registration registry rule rules say set "
+    "silence silent some spot standing start still teleports top unnamed vs went were window work".split()
 )
 """Words of the held-out phrasings that no seen phrasing used when they were written: frozen here, so that wording
 added to training later cannot quietly teach the student the test's vocabulary."""
 
 HELD_OUT_DISTANCE = 0.75
 """The highest character-level similarity (difflib ratio) between a held-out phrasing and a seen one of its family
-among the wordings the held-out ones were written against was 0.74; nothing added to training may come closer."""
+among the wordings the first held-out ones were written against was 0.74; nothing added to training may come closer,
+and a held-out phrasing written later (without sight of the training ones) was kept only if it stayed below it."""
 
 
 def test_training_wordings_never_borrow_the_held_out_vocabulary():
