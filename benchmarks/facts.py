@@ -26,8 +26,8 @@ from maritime_slm.facts.events import (
     speed_zone_violations,
     status_inconsistencies,
 )
-from maritime_slm.facts.geo import NM_PER_DEG_LAT
 from maritime_slm.facts.tracks import build_tracks
+from maritime_slm.geo import NM_PER_DEG_LAT
 
 # approaches to busy US ports (lat, lon): enough overlap for encounters and speed-zone traffic
 HUBS = np.array(

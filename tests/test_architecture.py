@@ -24,6 +24,7 @@ SHARED = {
     "engine",
     "answers",
     "dryrun",
+    "geo",
 }
 """Layers every stage may use; they know no stage."""
 ENTRY = {"__main__", "runner", "__init__"}

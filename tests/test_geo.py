@@ -12,15 +12,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maritime_slm.facts.geo import (
+from maritime_slm.geo import (
     EARTH_RADIUS_NM,
     NM_PER_DEG_LAT,
     angle_diff_deg,
     dead_reckon,
+    flat_leg_nm,
     from_local_xy_nm,
     haversine_nm,
     haversine_nm_expr,
     initial_bearing_deg,
+    move_nm,
     to_local_xy_nm,
 )
 
@@ -111,3 +113,15 @@ def test_dead_reckon_and_angle_diff():
     assert angle_diff_deg(350, 10) == pytest.approx(20)
     assert angle_diff_deg(0, 180) == pytest.approx(180)
     assert angle_diff_deg(90, 90) == 0.0
+
+
+@pytest.mark.parametrize("lat", [25.0, 47.5, 60.0])
+def test_the_simulators_legs_invert_its_moves_and_agree_with_the_great_circle(lat):
+    """The simulator moves on this flat earth and labels encounters with `flat_leg_nm`; the facts measure on the
+    sphere: over a 20 nm leg they must agree, or a simulated 'close' pair is not close to the facts."""
+    brg = np.array([0.0, 45.0, 135.0, 270.0])
+    to_lat, to_lon = move_nm(lat, -70.0, brg, 20.0)
+    dist, back = flat_leg_nm(lat, -70.0, to_lat, to_lon)
+    assert dist == pytest.approx(20.0, rel=2e-3)
+    assert back == pytest.approx(brg, abs=0.2)
+    assert haversine_nm(lat, -70.0, to_lat, to_lon) == pytest.approx(20.0, rel=2e-3)

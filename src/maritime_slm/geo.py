@@ -1,4 +1,5 @@
-"""Spherical and local flat-earth geometry, vectorised over numpy arrays (and a polars twin of haversine).
+"""Spherical and local flat-earth geometry shared by the simulator and the facts, vectorised over numpy arrays
+(and a polars twin of haversine): the ground truth is computed with the geometry the data were simulated in.
 
 Units: degrees for latitude, longitude and angles (true, clockwise from north); nautical miles for distances;
 knots for speeds. The earth is a sphere of the IUGG mean radius R1 = 6,371.0088 km = 3,440.07 nm: great-circle
@@ -67,6 +68,26 @@ def from_local_xy_nm(x, y, lat0, lon0):
         np.asarray(x, dtype=float) / (EARTH_RADIUS_NM * np.cos(np.radians(lat0)))
     )
     return _out(lat), _out(wrap_lon_deg(lon))
+
+
+def offset_nm(lat, lon, north_nm, east_nm):
+    """The point `north_nm` north and `east_nm` east of (lat, lon) on the local flat earth about it."""
+    return from_local_xy_nm(east_nm, north_nm, lat, lon)
+
+
+def move_nm(lat, lon, bearing_deg, dist_nm):
+    """The point `dist_nm` away from (lat, lon) on `bearing_deg` (flat earth; short steps and legs)."""
+    b = np.radians(bearing_deg)
+    return offset_nm(lat, lon, np.multiply(dist_nm, np.cos(b)), np.multiply(dist_nm, np.sin(b)))
+
+
+def flat_leg_nm(lat_a, lon_a, lat_b, lon_b):
+    """(distance nm, bearing deg) from a to b on a flat earth scaled at their mid latitude: the inverse of
+    `move_nm` to within ~0.1 % over the tens of miles a simulated leg or an encounter spans."""
+    mid = np.radians((np.asarray(lat_a, dtype=float) + np.asarray(lat_b, dtype=float)) / 2.0)
+    east = np.radians(wrap_lon_deg(np.asarray(lon_b, dtype=float) - lon_a)) * np.cos(mid) * EARTH_RADIUS_NM
+    north = np.radians(np.asarray(lat_b, dtype=float) - lat_a) * EARTH_RADIUS_NM
+    return _out(np.hypot(north, east)), _out(np.degrees(np.arctan2(east, north)) % 360.0)
 
 
 def velocity_kn(sog_kn, cog_deg):

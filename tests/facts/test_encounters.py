@@ -16,7 +16,7 @@ from maritime_slm.facts.encounters import (
     cpa_tcpa,
     relative_bearing_deg,
 )
-from maritime_slm.facts.geo import from_local_xy_nm
+from maritime_slm.geo import from_local_xy_nm, haversine_nm
 
 
 def at(x_nm, y_nm, lat0=0.0, lon0=0.0):
@@ -74,7 +74,7 @@ def test_parallel_same_speed():
     cpa, tcpa = cpa_tcpa(0, 0, 10, 45, lat2, lon2, 10, 45)
     assert tcpa == 0.0
     assert cpa == pytest.approx(1.0)
-    assert cpa == pytest.approx(facts.haversine_nm(0, 0, lat2, lon2), rel=1e-6)
+    assert cpa == pytest.approx(haversine_nm(0, 0, lat2, lon2), rel=1e-6)
     assert classify_encounter(0, 0, 10, 45, lat2, lon2, 10, 45) == ("none", "none")
     # both stopped: same thing
     assert cpa_tcpa(0, 0, 0, 0, lat2, lon2, 0, 123) == (pytest.approx(1.0), 0.0)

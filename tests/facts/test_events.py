@@ -20,9 +20,9 @@ from maritime_slm.facts.events import (
     speed_zone_violations,
     status_inconsistencies,
 )
-from maritime_slm.facts.geo import NM_PER_DEG_LAT, from_local_xy_nm
 from maritime_slm.facts.tracks import build_tracks
 from maritime_slm.facts.zones import load_zones
+from maritime_slm.geo import NM_PER_DEG_LAT, from_local_xy_nm
 
 
 def at_min(minutes):

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from facts_testdata import T0
 
-from maritime_slm.facts.geo import NM_PER_DEG_LAT
 from maritime_slm.facts.tracks import build_tracks, segment_summary
+from maritime_slm.geo import NM_PER_DEG_LAT
 
 # 10 kn along the equator: 1/6 nm per minute = this many degrees of longitude
 DLON_10KN_PER_MIN = (10 / 60) / NM_PER_DEG_LAT

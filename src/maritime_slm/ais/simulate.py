@@ -29,6 +29,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 
+from maritime_slm.geo import flat_leg_nm, move_nm, offset_nm
+
 KINDS = ("gap", "position_jump", "loitering", "status_mismatch", "close_encounter")
 LABEL_KINDS = (*KINDS, "duplicate", "malformed_line")
 MALFORMED_FORMS = ("truncated", "extra_field", "garbage", "semicolons", "unbalanced_quote", "blank")
@@ -158,24 +160,6 @@ def load_ports() -> pl.DataFrame:
         return pl.read_csv(
             path, schema={"port": pl.String, "lat": pl.Float64, "lon": pl.Float64, "region": pl.String}
         )
-
-
-# ------------------------------------------------------------------ geometry (local flat earth, nautical miles)
-def _offset(lat, lon, north_nm, east_nm):
-    lat = np.asarray(lat, dtype=float)
-    return lat + north_nm / 60.0, lon + east_nm / (60.0 * np.cos(np.radians(lat)))
-
-
-def _move(lat, lon, bearing_deg, dist_nm):
-    b = np.radians(bearing_deg)
-    return _offset(lat, lon, dist_nm * np.cos(b), dist_nm * np.sin(b))
-
-
-def _legs(lat_a, lon_a, lat_b, lon_b):
-    """(distance nm, bearing deg) from a to b."""
-    north = (lat_b - lat_a) * 60.0
-    east = (lon_b - lon_a) * 60.0 * np.cos(np.radians((lat_a + lat_b) / 2))
-    return np.hypot(north, east), np.degrees(np.arctan2(east, north)) % 360.0
 
 
 # ------------------------------------------------------------------ the fleet
@@ -343,7 +327,7 @@ def _make_fleet(rng: np.random.Generator, n: int, around_ports: Sequence[str] | 
         """Positions `lo`-`hi` nm from each selected vessel's port, `bearing` +- `spread` degrees."""
         k = int(sel.sum())
         turn = rng.uniform(-spread, spread, k)
-        return _move(p_lat[port[sel]], p_lon[port[sel]], bearing + turn, rng.uniform(lo, hi, k))
+        return move_nm(p_lat[port[sel]], p_lon[port[sel]], bearing + turn, rng.uniform(lo, hi, k))
 
     anch, moor, fish = behaviour == ANCHORED, behaviour == MOORED, behaviour == FISHING
     ref_lat[anch], ref_lon[anch] = around(anch, brg[anch], 2, 5, 40)
@@ -362,15 +346,15 @@ def _make_fleet(rng: np.random.Generator, n: int, around_ports: Sequence[str] | 
         same = np.flatnonzero((region_of == region_of[p]) & (np.arange(len(port_names)) != p))
         if same.size == 0:
             continue
-        dist, _ = _legs(p_lat[p], p_lon[p], p_lat[same], p_lon[same])
+        dist, _ = flat_leg_nm(p_lat[p], p_lon[p], p_lat[same], p_lon[same])
         nearest = same[np.argsort(dist)[:3]]
         sel = np.flatnonzero(port == p)
         dest[sel] = rng.choice(nearest, sel.size)
-    off_a = _move(p_lat[port], p_lon[port], brg, rng.uniform(6, 12, n))
-    off_b = _move(p_lat[dest], p_lon[dest], seaward[dest], rng.uniform(6, 12, n))
+    off_a = move_nm(p_lat[port], p_lon[port], brg, rng.uniform(6, 12, n))
+    off_b = move_nm(p_lat[dest], p_lon[dest], seaward[dest], rng.uniform(6, 12, n))
     wp_lat = np.column_stack([p_lat[port], off_a[0], off_b[0], p_lat[dest]])
     wp_lon = np.column_stack([p_lon[port], off_a[1], off_b[1], p_lon[dest]])
-    seg_len, seg_brg = _legs(wp_lat[:, :3], wp_lon[:, :3], wp_lat[:, 1:], wp_lon[:, 1:])
+    seg_len, seg_brg = flat_leg_nm(wp_lat[:, :3], wp_lon[:, :3], wp_lat[:, 1:], wp_lon[:, 1:])
     cum = np.column_stack([np.zeros(n), np.cumsum(seg_len, axis=1)])
     u0 = rng.uniform(0, 0.9, n) * cum[:, 3]
 
@@ -506,7 +490,7 @@ def _plan_encounter(rng: np.random.Generator, f: _Fleet, a: int, b: int, lo: flo
     tc = float(rng.uniform(lo + 0.25 * (hi - lo), hi - 0.25 * (hi - lo)))
     lat, lon, brg, _ = _transit_position(f, np.array([a]), np.array([tc]))
     side = rng.choice([-90.0, 90.0])
-    p_lat, p_lon = _move(lat, lon, brg + side, rng.uniform(0.05, 0.3))
+    p_lat, p_lon = move_nm(lat, lon, brg + side, rng.uniform(0.05, 0.3))
     crossing = rng.choice([rng.uniform(60, 150), -rng.uniform(60, 150), 180.0 + rng.uniform(-8, 8)])
     f.behaviour[b] = ENCOUNTER
     f.class_a[b] = True
@@ -521,7 +505,7 @@ def _plan_encounter(rng: np.random.Generator, f: _Fleet, a: int, b: int, lo: flo
 
 def _encounter_position(f: _Fleet, vi: np.ndarray, t: np.ndarray):
     dist = f.speed[vi] * (t - f.tc[vi]) / 3600.0
-    lat, lon = _move(f.ref_lat[vi], f.ref_lon[vi], f.theta[vi], dist)
+    lat, lon = move_nm(f.ref_lat[vi], f.ref_lon[vi], f.theta[vi], dist)
     return lat, lon, f.theta[vi]
 
 
@@ -529,7 +513,7 @@ def _encounter_labels(f: _Fleet, a: int, b: int, horizon: float, stamp) -> list[
     grid = np.arange(0.0, horizon, 5.0)
     la, loa, _, _ = _transit_position(f, np.full(grid.size, a), grid)
     lb, lob, _ = _encounter_position(f, np.full(grid.size, b), grid)
-    dist, _ = _legs(la, loa, lb, lob)
+    dist, _ = flat_leg_nm(la, loa, lb, lob)
     close = np.flatnonzero(dist < CLOSE_NM)
     i_min = int(np.argmin(dist))
     start, end = (grid[close[0]], grid[close[-1]]) if close.size else (grid[i_min], grid[i_min])
@@ -617,7 +601,7 @@ def _motion(rng: np.random.Generator, f: _Fleet, b: _Block, plan: _Anomalies, in
         vs = vi[m]
         centre_lat, centre_lon, _, _ = _transit_position(f, vs, loiter_start[m])
         phi = 2 * np.pi * t[m] / 1200.0
-        lat[m], lon[m] = _offset(centre_lat, centre_lon, 0.1 * np.cos(phi), 0.1 * np.sin(phi))
+        lat[m], lon[m] = offset_nm(centre_lat, centre_lon, 0.1 * np.cos(phi), 0.1 * np.sin(phi))
         sog[m] = 1.9 + rng.normal(0, 0.1, m.sum())
         cog[m] = np.degrees(phi) + 90.0
     m = beh == ENCOUNTER
@@ -639,14 +623,14 @@ def _motion(rng: np.random.Generator, f: _Fleet, b: _Block, plan: _Anomalies, in
         theta = np.radians(f.theta[v])
         north = along * np.cos(theta) - side * np.sin(theta)
         east = along * np.sin(theta) + side * np.cos(theta)
-        lat[m], lon[m] = _offset(f.ref_lat[v], f.ref_lon[v], north, east)
+        lat[m], lon[m] = offset_nm(f.ref_lat[v], f.ref_lon[v], north, east)
         sog[m] = f.speed[v] + rng.normal(0, 0.15, m.sum())
         cog[m] = np.where(forward, f.theta[v], f.theta[v] + 180.0) + rng.normal(0, 1.5, m.sum())
     m = beh == ANCHORED
     if m.any():
         v = vi[m]
         phi = 2 * np.pi * t[m] / f.period[v] + f.theta[v]
-        lat[m], lon[m] = _offset(f.ref_lat[v], f.ref_lon[v], f.leg[v] * np.cos(phi), f.leg[v] * np.sin(phi))
+        lat[m], lon[m] = offset_nm(f.ref_lat[v], f.ref_lon[v], f.leg[v] * np.cos(phi), f.leg[v] * np.sin(phi))
     m = beh == ATON
     if m.any():
         sog[m] = 0.0
@@ -672,7 +656,7 @@ def _inject(f: _Fleet, b: _Block, plan: _Anomalies, in_block: set[int]) -> list[
         rows = r.start + np.flatnonzero((t[r] >= when) & keep[r])
         if rows.size:
             j = rows[0]
-            b.lat[j], b.lon[j] = _offset(b.lat[j], b.lon[j], north, east)
+            b.lat[j], b.lon[j] = offset_nm(b.lat[j], b.lon[j], north, east)
             jump_rows.append((j, v, float(np.hypot(north, east))))
     return jump_rows
 

@@ -1,4 +1,4 @@
-"""Ground-truth facts from cleaned AIS: geometry, tracks, events, encounters, vessel classification."""
+"""Ground-truth facts from cleaned AIS: tracks, events, encounters, vessel classification."""
 
 from maritime_slm.facts.encounters import (
     classify_encounter,
@@ -16,15 +16,6 @@ from maritime_slm.facts.events import (
     speed_zone_violations,
     status_inconsistencies,
 )
-from maritime_slm.facts.geo import (
-    EARTH_RADIUS_NM,
-    dead_reckon,
-    from_local_xy_nm,
-    haversine_nm,
-    haversine_nm_expr,
-    initial_bearing_deg,
-    to_local_xy_nm,
-)
 from maritime_slm.facts.tracks import build_tracks, segment_summary
 from maritime_slm.facts.vessels import (
     flag_state,
@@ -36,20 +27,14 @@ from maritime_slm.facts.vessels import (
 from maritime_slm.facts.zones import Zone, load_zones
 
 __all__ = [
-    "EARTH_RADIUS_NM",
     "Zone",
     "build_tracks",
     "classify_encounter",
     "classify_relative",
     "close_encounters",
     "cpa_tcpa",
-    "dead_reckon",
     "detect_events",
     "flag_state",
-    "from_local_xy_nm",
-    "haversine_nm",
-    "haversine_nm_expr",
-    "initial_bearing_deg",
     "load_zones",
     "loitering",
     "position_jumps",
@@ -61,7 +46,6 @@ __all__ = [
     "status_inconsistencies",
     "status_label",
     "status_label_expr",
-    "to_local_xy_nm",
     "type_group",
     "type_group_expr",
 ]

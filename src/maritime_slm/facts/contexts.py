@@ -18,10 +18,10 @@ import polars as pl
 
 from maritime_slm.ais.simulate import load_ports
 from maritime_slm.config import ContextParams, FactsParams
-from maritime_slm.facts.geo import haversine_nm
 from maritime_slm.facts.tracks import exact_mean
 from maritime_slm.facts.vessels import STATUS_LABELS, status_label, type_group, type_group_expr
 from maritime_slm.facts.zones import load_zones
+from maritime_slm.geo import haversine_nm
 
 STRATA = ["region", "area", "time_of_day", "dominant_type", "density"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maritime_slm.facts.geo import angle_diff_deg, to_local_xy_nm, velocity_kn
+from maritime_slm.geo import angle_diff_deg, to_local_xy_nm, velocity_kn
 
 # Rule 13(b): overtaking = coming up from more than 22.5 deg abaft the beam, i.e. a relative bearing from the
 # other vessel's bow strictly between 112.5 and 247.5 deg (the sector of her sternlight).

@@ -16,10 +16,10 @@ import polars as pl
 
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.encounters import classify_encounter, cpa_tcpa
-from maritime_slm.facts.geo import NM_PER_DEG_LAT, haversine_nm_expr
 from maritime_slm.facts.tracks import exact_mean, minutes_between, prev
 from maritime_slm.facts.vessels import status_label_expr
 from maritime_slm.facts.zones import Zone, load_zones
+from maritime_slm.geo import NM_PER_DEG_LAT, haversine_nm_expr
 
 # Status codes whose low-speed dwell is declared, hence not loitering: 1 at anchor, 5 moored.
 DECLARED_STATIONARY = (1, 5)

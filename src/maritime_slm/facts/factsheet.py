@@ -18,7 +18,7 @@ import numpy as np
 
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.encounters import classify_encounter, cpa_tcpa
-from maritime_slm.facts.geo import dead_reckon, haversine_nm
+from maritime_slm.geo import dead_reckon, haversine_nm
 
 CATEGORIES = ["vessel_profile", "kinematics", "traffic", "anomaly", "collision_risk", "compliance"]
 MOVING_KN = 0.5

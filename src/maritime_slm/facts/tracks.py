@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from maritime_slm.facts.geo import haversine_nm_expr
+from maritime_slm.geo import haversine_nm_expr
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 

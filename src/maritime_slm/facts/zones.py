@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from maritime_slm.facts.geo import NM_PER_DEG_LAT, haversine_nm
+from maritime_slm.geo import NM_PER_DEG_LAT, haversine_nm
 
 
 def _vertices(text: str | None) -> np.ndarray | None:
