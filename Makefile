@@ -35,7 +35,7 @@ $(VENV)/.installed-ray: $(VENV)/.installed
 
 # llama.cpp's GGUF converters, from the sdist of the installed llama-cpp-python: fetched once into .cache/, then kept.
 converters: $(VENV)/.installed
-	$(PY) -m maritime_slm.train.gguf
+	$(PY) -m maritime_slm.finetune.gguf
 
 reproduce: setup
 	$(PY) -m maritime_slm run --profile $(PROFILE) $(if $(RUN_NAME),--run-name $(RUN_NAME)) $(if $(STAGES),--stages $(STAGES))

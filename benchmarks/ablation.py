@@ -7,9 +7,9 @@ context-blind train prior on the same items (exact McNemar). Configurations run 
 interpreter, so one's memory or Unsloth patches never reach the next.
 
     .venv/bin/python benchmarks/ablation.py --run default --items 120 --out benchmarks/results/ablation.md \\
-        --config "packed, lr 1e-3" train.turns_per_example=16 train.lr=1e-3 train.batch_size=2 train.max_steps=60 \\
-        --config "one question per example, lr 2e-4" train.turns_per_example=1 train.lr=2e-4 train.batch_size=4 \\
-            train.max_length=896 train.max_steps=52
+        --config "packed, lr 1e-3" finetune.turns_per_example=16 finetune.lr=1e-3 finetune.batch_size=2 finetune.max_steps=60 \\
+        --config "one question per example, lr 2e-4" finetune.turns_per_example=1 finetune.lr=2e-4 finetune.batch_size=4 \\
+            finetune.max_length=896 finetune.max_steps=52
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def run_config(run_dir: Path, name: str, overrides: list[str], n_items: int, wor
     from maritime_slm.evaluate.score import grounded_check
     from maritime_slm.evaluate.stats import accuracy, mcnemar_exact
     from maritime_slm.facts.build import load_facts
+    from maritime_slm.finetune.data import dataset_dir, read_split
+    from maritime_slm.finetune.run import train_student
     from maritime_slm.jsonl import read_jsonl
-    from maritime_slm.train.data import dataset_dir, read_split
-    from maritime_slm.train.run import train_student
 
     params = Params.model_validate(
         apply_overrides(load_resolved(run_dir).model_dump(mode="json"), overrides, f"ablation {name!r}")

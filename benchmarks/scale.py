@@ -40,18 +40,18 @@ CORES, NODES = 16, 4
 def warm(_: int) -> int:
     """Start-up, outside the timings: import the stage modules in a worker (and hold it briefly, so that every
     worker of the pool takes one)."""
-    import maritime_slm.ais.ingest  # noqa: F401
     import maritime_slm.facts.partitions  # noqa: F401
+    import maritime_slm.ingest.files  # noqa: F401
 
     time.sleep(0.5)
     return os.getpid()
 
 
 def worker(config: str, days_dir: Path, out: Path) -> None:
-    from maritime_slm.ais.ingest import ingest_files
     from maritime_slm.config import EngineParams, load_params
     from maritime_slm.engine import Engine, peak_rss_mb
     from maritime_slm.facts.partitions import stage_data
+    from maritime_slm.ingest.files import ingest_files
 
     kind, workers = CONFIGS[config]
     params = load_params("default")

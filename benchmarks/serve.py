@@ -37,7 +37,7 @@ def _items(run_dir: Path, n: int):
 
 def worker_hf(run_dir: Path, n: int, batch: int) -> dict:
     from maritime_slm.config import load_resolved
-    from maritime_slm.train import generate_answers, load_for_inference
+    from maritime_slm.finetune import generate_answers, load_for_inference
 
     params = load_resolved(run_dir)
     items = _items(run_dir, n)

@@ -1,7 +1,7 @@
 """Benchmark: LoRA training speed and memory of the `unsloth` and `hf` backends on the same recipe and data.
 
 Each configuration runs in its own interpreter (imports and Unsloth's patches never leak between them) through
-`maritime_slm.train.train_student`, on synthetic chat examples of exactly `--seq-len` tokens (loss on the answer).
+`maritime_slm.finetune.train_student`, on synthetic chat examples of exactly `--seq-len` tokens (loss on the answer).
 Reported per configuration: median seconds per optimizer step and tokens/s over the steps after `--warmup`
 (optimizer-step time only: no evaluation, checkpointing or export), and peak memory (peak RSS of the process on
 CPU; `torch.cuda.max_memory_allocated` on GPU).
@@ -65,8 +65,8 @@ def write_examples(curate_dir: Path, n: int, seq_len: int, seed: int = 0) -> Non
     """`n` chat examples of exactly `seq_len` tokens each (an AIS table, a question, a short answer)."""
     import random
 
+    from maritime_slm.finetune.chat import encode_for_training
     from maritime_slm.models import smollm2_tokenizer
-    from maritime_slm.train.chat import encode_for_training
 
     tok = smollm2_tokenizer()
     rng = random.Random(seed)
@@ -114,28 +114,32 @@ def worker(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    from maritime_slm.train import import_backend
+    from maritime_slm.finetune import import_backend
 
     import_backend(backend)  # Unsloth first, as in a notebook
     from maritime_slm.config import load_params
-    from maritime_slm.train import derive_recipe, train_student
+    from maritime_slm.finetune import derive_recipe, train_student
 
     overrides = [
-        f"train.backend={backend}",
-        f"train.max_steps={args.steps}",
-        f"train.batch_size={args.batch_size}",
-        f"train.max_length={args.seq_len}",
-        "train.warmup_steps=2",
-        "train.lora_r=16",
-        "train.lora_alpha=16",
-        "train.grad_accum=1",
+        f"finetune.backend={backend}",
+        f"finetune.max_steps={args.steps}",
+        f"finetune.batch_size={args.batch_size}",
+        f"finetune.max_length={args.seq_len}",
+        "finetune.warmup_steps=2",
+        "finetune.lora_r=16",
+        "finetune.lora_alpha=16",
+        "finetune.grad_accum=1",
     ]
     if args.gpu:
-        overrides += ["train.student=hub", f"train.model_name={gpu_model_dir()}", "train.load_in_4bit=true"]
+        overrides += [
+            "finetune.student=hub",
+            f"finetune.model_name={gpu_model_dir()}",
+            "finetune.load_in_4bit=true",
+        ]
     else:
-        overrides += ["train.student=smollm2-135m-gguf", "train.load_in_4bit=false"]
+        overrides += ["finetune.student=smollm2-135m-gguf", "finetune.load_in_4bit=false"]
     params = load_params("smoke", overrides)
-    recipe = derive_recipe(params.train).with_(
+    recipe = derive_recipe(params.finetune).with_(
         logging_steps=1, save_steps=10**6, export_merged=False, gguf_quantization=None, **changes
     )
     work = Path(args.work)

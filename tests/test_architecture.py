@@ -10,8 +10,8 @@ from pathlib import Path
 import maritime_slm
 
 ROOT = Path(maritime_slm.__file__).parent
-STAGES = ["ais", "facts", "generate", "curate", "train", "evaluate", "cost"]
-"""The packages of stages 01 (ais) and 02 (facts) to 06 (cost), in pipeline order."""
+STAGES = ["ais", "ingest", "facts", "generate", "curate", "finetune", "evaluate", "cost"]
+"""In pipeline order: the AIS domain, stage 01 (ingest), the facts of stage 02, stages 02 (generate) to 06 (cost)."""
 SHARED = {
     "config",
     "jsonl",
@@ -104,7 +104,7 @@ def test_the_graph_sees_imports_hidden_in_functions(tmp_path, monkeypatch):
     package = tmp_path / "maritime_slm"
     (package / "report").mkdir(parents=True)
     (package / "report" / "figures.py").write_text(
-        "def draw():\n    from maritime_slm.curate.analyze import table\n    from ..train import model\n"
+        "def draw():\n    from maritime_slm.curate.analyze import table\n    from ..finetune import model\n"
     )
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", package)
-    assert import_graph() == {"report": {"curate", "train"}}
+    assert import_graph() == {"report": {"curate", "finetune"}}

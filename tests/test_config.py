@@ -35,15 +35,15 @@ def test_unknown_key_is_named(tmp_path):
     with pytest.raises(ParamsError) as err:
         load_params(str(bad))
     assert str(bad) in str(err.value)
-    assert "unknown key 'train.max_stepz'" in str(err.value)
+    assert "unknown key 'finetune.max_stepz'" in str(err.value)
 
 
 def test_wrong_type_names_key_expectation_and_value():
     with pytest.raises(ParamsError) as err:
-        load_params("smoke", ["train.max_steps=lots"])
+        load_params("smoke", ["finetune.max_steps=lots"])
     message = str(err.value)
     assert "smoke.yaml" in message
-    assert "key 'train.max_steps'" in message
+    assert "key 'finetune.max_steps'" in message
     assert "valid integer" in message
     assert "'lots'" in message
 
@@ -62,10 +62,12 @@ def test_missing_params_file_lists_profiles():
 
 
 def test_override_parses_yaml_values():
-    params = load_params("smoke", ["train.lr=1e-4", "contexts.n_contexts=3", "train.target_modules=[q_proj]"])
-    assert params.train.lr == pytest.approx(1e-4)
+    params = load_params(
+        "smoke", ["finetune.lr=1e-4", "contexts.n_contexts=3", "finetune.target_modules=[q_proj]"]
+    )
+    assert params.finetune.lr == pytest.approx(1e-4)
     assert params.contexts.n_contexts == 3
-    assert params.train.target_modules == ["q_proj"]
+    assert params.finetune.target_modules == ["q_proj"]
 
 
 def test_override_into_unknown_section_fails():
@@ -138,8 +140,8 @@ def test_include_cannot_read_files_outside_params(tmp_path, monkeypatch):
 
 
 def test_boolean_is_not_a_number():
-    with pytest.raises(ParamsError, match=r"key 'train.lora_r': .*expected a number, not true/false"):
-        load_params("smoke", ["train.lora_r=true"])
+    with pytest.raises(ParamsError, match=r"key 'finetune.lora_r': .*expected a number, not true/false"):
+        load_params("smoke", ["finetune.lora_r=true"])
 
 
 def test_a_key_given_as_api_key_env_is_refused_and_never_echoed():
@@ -167,3 +169,11 @@ def test_engine_section_defaults_and_errors():
         load_params("smoke", ["engine.workers=0"])
     with pytest.raises(ParamsError, match=r"key 'engine'.*engine.address is only used with engine.kind: ray"):
         load_params("smoke", ["engine.address=ray://head:10001"])
+
+
+def test_a_recipe_with_the_old_train_section_is_told_its_new_name():
+    with pytest.raises(
+        ParamsError,
+        match=r"unknown key 'train': the section is named after its stage now, use 'finetune'",
+    ):
+        load_params("smoke", ["train.lr=1e-4"])

@@ -45,7 +45,7 @@ def test_paper_dry_is_the_paper_profiles_llm_settings_on_the_emulator(paper):
     assert dry.evaluate.model_dump(exclude=counts) == paper.evaluate.model_dump(exclude=counts)
     same = {"window_minutes", "reports_per_vessel", "layout", "cell_deg"}
     assert dry.contexts.model_dump(include=same) == paper.contexts.model_dump(include=same)
-    assert dry.train.student == "tiny-random-qwen2" and dry.ingest.simulate is not None
+    assert dry.finetune.student == "tiny-random-qwen2" and dry.ingest.simulate is not None
 
 
 def test_an_emulated_model_never_goes_to_its_base_url(monkeypatch):

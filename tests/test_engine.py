@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from maritime_slm.ais import ingest as ingest_module
-from maritime_slm.ais.ingest import ingest_files, ingest_partition
 from maritime_slm.ais.readers import IngestError
 from maritime_slm.ais.simulate import simulate, split_by_day
 from maritime_slm.config import EngineParams
 from maritime_slm.engine import Engine, EngineError, PartitionFailed, atomic_dir
+from maritime_slm.ingest import files as ingest_module
+from maritime_slm.ingest.files import ingest_files, ingest_partition
 
 LOCAL2 = EngineParams(kind="local", workers=2, retries=2)
 MARKERS = (

@@ -16,7 +16,6 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from maritime_slm.ais.ingest import ingest_files, run_ingest
 from maritime_slm.ais.simulate import simulate, split_by_day
 from maritime_slm.config import EngineParams, IngestParams, load_params
 from maritime_slm.facts.build import build_contexts_and_facts, read_flags, read_points
@@ -24,6 +23,7 @@ from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.events import detect_events
 from maritime_slm.facts.partitions import EVENT_ORDER
 from maritime_slm.facts.tracks import build_tracks
+from maritime_slm.ingest.files import ingest_files, run_ingest
 from maritime_slm.models import count_tokens
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ def _add_params_args(p: argparse.ArgumentParser) -> None:
         action="append",
         nargs="+",
         metavar="KEY=VALUE",
-        help="override a param by dotted key; the value is parsed as YAML (e.g. train.max_steps=10)",
+        help="override a param by dotted key; the value is parsed as YAML (e.g. finetune.max_steps=10)",
     )
 
 

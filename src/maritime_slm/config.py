@@ -1,7 +1,7 @@
 """Run parameters: one YAML recipe per profile (params/*.yaml), validated before any work starts.
 
 Every model forbids unknown keys, so a typo fails loudly instead of silently using a default. Errors name the
-file, the dotted key and what was expected. Command-line overrides use dotted keys (`train.lr=1e-4`), with the
+file, the dotted key and what was expected. Command-line overrides use dotted keys (`finetune.lr=1e-4`), with the
 value parsed as YAML (so `ingest.inputs='["a.csv"]'` is a list).
 """
 
@@ -61,7 +61,7 @@ class Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """YAML's `true`/`yes` would otherwise pass as 1 for a number such as `train.lora_r`."""
+        """YAML's `true`/`yes` would otherwise pass as 1 for a number such as `finetune.lora_r`."""
         if isinstance(value, bool) and info.field_name is not None:
             allowed = _types_of(cls.model_fields[info.field_name].annotation)
             if bool not in allowed and allowed & {int, float}:
@@ -420,7 +420,7 @@ class CurateParams(Section):
 
 
 # ---------------------------------------------------------------- 04 finetune
-class TrainParams(Section):
+class FinetuneParams(Section):
     backend: Literal["unsloth", "hf"] = "unsloth"
     student: Literal["tiny-random-qwen2", "smollm2-135m-gguf", "hub"] = "smollm2-135m-gguf"
     model_name: str | None = Field(None, description="hub id when student == 'hub' (paper: Qwen2.5-7B)")
@@ -461,7 +461,7 @@ class TrainParams(Section):
         max_length = info.data.get("max_length")
         if isinstance(native, int) and isinstance(max_length, int) and max_length <= native:
             raise ValueError(
-                f"scaling is for windows longer than the model's native {native} tokens, and train.max_length "
+                f"scaling is for windows longer than the model's native {native} tokens, and finetune.max_length "
                 f"{max_length} fits it: drop rope_scaling (static YaRN would only degrade the model)"
             )
         return value
@@ -581,7 +581,7 @@ class Params(Section):
     facts: FactsParams = Field(default_factory=FactsParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     curate: CurateParams = Field(default_factory=CurateParams)
-    train: TrainParams = Field(default_factory=TrainParams)
+    finetune: FinetuneParams = Field(default_factory=FinetuneParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     cost: CostParams = Field(default_factory=CostParams)
 
@@ -624,11 +624,19 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
 
 
+RENAMED_SECTIONS = {"train": "finetune"}
+"""Params sections renamed to their stage's one name; a recipe written before says which key to use now."""
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid params in {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<top level>"
-        if e["type"] == "extra_forbidden":
+        head = str(e["loc"][0]) if e["loc"] else ""
+        if e["type"] == "extra_forbidden" and head in RENAMED_SECTIONS:
+            now = RENAMED_SECTIONS[head] + key[len(head) :]
+            lines.append(f"  unknown key '{key}': the section is named after its stage now, use '{now}'")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}' (check the spelling; see src/maritime_slm/config.py)")
         elif e["type"] == "missing":
             lines.append(f"  missing key '{key}': required")

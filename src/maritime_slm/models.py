@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from maritime_slm.config import PROJECT_ROOT, TrainParams
+from maritime_slm.config import PROJECT_ROOT, FinetuneParams
 from maritime_slm.llm.server import find_gguf
 
 IM_END = "<|im_end|>"
@@ -185,14 +185,14 @@ def qwen_count_tokens(texts: list[str]) -> list[int]:
     return [len(encoding.ids) for encoding in qwen_tokenizer().encode_batch(texts, add_special_tokens=False)]
 
 
-def student_token_counter(train: TrainParams) -> Callable[[list[str]], list[int]]:
+def student_token_counter(train: FinetuneParams) -> Callable[[list[str]], list[int]]:
     """How a context's tokens are counted against `contexts.token_budget`: with the student's own tokenizer,
     Qwen2.5's for a Qwen2.5 (or Qwen3: the same vocabulary) hub student, SmolLM2's for the local students."""
     if train.student == "hub" and _QWEN_STUDENT.search(train.model_name or ""):
         return qwen_count_tokens
     if train.student == "hub":
         logger.warning(
-            "train.model_name %r: no offline tokenizer for it, contexts are counted with SmolLM2's",
+            "finetune.model_name %r: no offline tokenizer for it, contexts are counted with SmolLM2's",
             train.model_name,
         )
     return count_tokens

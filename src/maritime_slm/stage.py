@@ -53,7 +53,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "generate": ("contexts", "facts", "generate"),
     "curate": ("curate",),
-    "finetune": ("train",),
+    "finetune": ("finetune",),
     "evaluate": ("evaluate",),
     "cost": ("cost",),
 }

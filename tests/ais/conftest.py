@@ -3,8 +3,8 @@
 import pytest
 from ais_testdata import SAMPLE_ZIP
 
-from maritime_slm.ais.ingest import ingest_files
 from maritime_slm.ais.simulate import simulate
+from maritime_slm.ingest.files import ingest_files
 
 
 @pytest.fixture(scope="session")

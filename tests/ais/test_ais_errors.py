@@ -7,9 +7,9 @@ import zipfile
 import pytest
 from ais_testdata import LEGACY_HEADER, REPORTS, legacy_line
 
-from maritime_slm.ais.ingest import read_ais, run_ingest
 from maritime_slm.ais.readers import IngestError, detect_format
 from maritime_slm.config import load_params
+from maritime_slm.ingest.files import read_ais, run_ingest
 
 
 def test_stray_carriage_return_in_a_quoted_name_in_the_first_lines_is_survived(tmp_path):

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from ais_testdata import REPORTS, write_csv_zst, write_geoparquet, write_legacy_csv
 
-from maritime_slm.ais.ingest import ingest_files, read_ais
 from maritime_slm.ais.readers import AisFormat, IngestError, detect_format
 from maritime_slm.ais.schema import POINT_SCHEMA
+from maritime_slm.ingest.files import ingest_files, read_ais
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 from ais_testdata import REPORTS, legacy_line, write_legacy_csv
 
-from maritime_slm.ais import ingest as ingest_module
-from maritime_slm.ais.ingest import RowAccountingError, ingest_files, run_ingest
 from maritime_slm.ais.mid import flag_state, station_kind
 from maritime_slm.config import load_params
+from maritime_slm.ingest import files as ingest_module
+from maritime_slm.ingest.files import RowAccountingError, ingest_files, run_ingest
 
 
 def test_run_ingest_smoke_profile_writes_every_output(tmp_path):

@@ -7,7 +7,7 @@ import zipfile
 import polars as pl
 from ais_testdata import SAMPLE_ZIP, points_of, sample_lines
 
-from maritime_slm.ais.ingest import ingest_files
+from maritime_slm.ingest.files import ingest_files
 
 
 def test_row_accounting_is_exact(sample_run):

@@ -98,7 +98,7 @@ def params(*overrides: str):
     """Smoke params with the plain transformers backend (no Unsloth import: faster tests), students through
     Hugging Face generate, and no judge unless a test sets one (the smoke profile's local judge would start a
     llama.cpp server)."""
-    return load_params("smoke", ["train.backend=hf", "evaluate.max_new_tokens=8", "evaluate.batch_size=4",
+    return load_params("smoke", ["finetune.backend=hf", "evaluate.max_new_tokens=8", "evaluate.batch_size=4",
                                  "evaluate.max_items=null", "evaluate.judge=null", "evaluate.student_runtime=hf",
                                  *overrides])  # fmt: skip
 
@@ -134,8 +134,8 @@ def export_student(finetune: Path) -> dict[str, Any]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from maritime_slm.finetune.export import export_gguf
     from maritime_slm.models import tiny_qwen2_dir
-    from maritime_slm.train.export import export_gguf
 
     base = tiny_qwen2_dir()
     adapter = make_adapter(finetune / "adapter")

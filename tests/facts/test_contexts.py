@@ -5,10 +5,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from maritime_slm.ais.ingest import read_ais
 from maritime_slm.config import ContextParams, FactsParams
 from maritime_slm.facts.contexts import STRATA, region_expr, sample_contexts, stratified_sample
 from maritime_slm.facts.factsheet import compute_facts
+from maritime_slm.ingest.files import read_ais
 from maritime_slm.models import count_tokens
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "AIS_2022_01_03_first99999.zip"

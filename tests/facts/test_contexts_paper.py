@@ -6,12 +6,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from maritime_slm.ais.ingest import read_ais
 from maritime_slm.ais.mid import flag_state_expr, mid_expr
 from maritime_slm.ais.simulate import simulate
 from maritime_slm.config import ContextParams, FactsParams, load_params
 from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.factsheet import CATEGORIES, compute_facts
+from maritime_slm.ingest.files import read_ais
 from maritime_slm.models import count_tokens, student_token_counter
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "AIS_2022_01_03_first99999.zip"
@@ -72,7 +72,7 @@ def test_paper_contexts_fit_500_vessels_in_the_students_window(sample, paper):
     vessel of the table layout with two reports each (issue 16 measured ~130 with SmolLM2's), and 500 vessels
     fit the 32k budget."""
     points, flags = sample
-    counter = student_token_counter(paper.train)
+    counter = student_token_counter(paper.finetune)
     shape = {
         "n_contexts": 24,
         "vessels_per_context": 30,
@@ -94,7 +94,7 @@ def test_paper_contexts_hold_200_to_500_vessels_within_the_window(tmp_path, pape
                            out_dir=tmp_path, ports=["Houston", "Galveston"])  # fmt: skip
     points, _ = read_ais(csv_path)
     params = paper.contexts.model_copy(update={"n_contexts": 2})
-    counter = student_token_counter(paper.train)
+    counter = student_token_counter(paper.finetune)
     contexts, cells, _ = sample_contexts(points.lazy(), {}, params, FactsParams(), counter, progress=False)
     assert len(contexts) == 2 and (cells["n_vessels"] >= 200).all()
     for ctx in contexts:
@@ -103,7 +103,7 @@ def test_paper_contexts_hold_200_to_500_vessels_within_the_window(tmp_path, pape
             ctx["n_tokens"]
             == counter([ctx["text"]])[0]
             <= paper.contexts.token_budget
-            < paper.train.max_length
+            < paper.finetune.max_length
         )
         categories = {f["category"] for f in compute_facts(ctx, FactsParams())}
         assert categories == set(CATEGORIES)

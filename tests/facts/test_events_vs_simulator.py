@@ -7,11 +7,11 @@ Jumps are detected as two events (out and back) per bad fix, so they are compare
 import polars as pl
 import pytest
 
-from maritime_slm.ais.ingest import read_ais
 from maritime_slm.ais.simulate import simulate
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.events import detect_events
 from maritime_slm.facts.tracks import build_tracks
+from maritime_slm.ingest.files import read_ais
 
 SLACK = pl.duration(minutes=2)
 # event table -> (simulator label kind, detection mmsi columns)

@@ -14,8 +14,8 @@ import polars as pl
 from maritime_slm.config import CostParams, CostScenario
 from maritime_slm.cost.model import ScenarioInputs
 from maritime_slm.evaluate.run import EvaluateRecord
+from maritime_slm.finetune.run import FinetuneRecord
 from maritime_slm.stage import SUMMARY_FILE
-from maritime_slm.train.run import FinetuneRecord
 
 
 @dataclass

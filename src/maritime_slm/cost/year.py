@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from maritime_slm.ais.ingest import run_ingest
 from maritime_slm.config import Params
 from maritime_slm.curate.export import record
 from maritime_slm.curate.revise import EDITOR_CONTEXT_CHARS, EditJob, editor_requests, relevant_facts
@@ -37,6 +36,7 @@ from maritime_slm.facts.factsheet import compute_facts
 from maritime_slm.generate.records import Verification
 from maritime_slm.generate.rules import rules_pairs
 from maritime_slm.generate.run import teacher_requests
+from maritime_slm.ingest.files import run_ingest
 from maritime_slm.llm import LLMRequest
 from maritime_slm.llm.client import first_request
 from maritime_slm.llm.preview import CostPreview, RolePreview, preview_role
@@ -81,7 +81,7 @@ def sample_contexts_for(params: Params, n: int, work_dir: Path) -> tuple[list[di
     run_ingest(sample, work_dir / "ingest", progress=False, paper=False)
     contexts, _, _ = sample_contexts(
         read_points(work_dir / "ingest"), read_flags(work_dir / "ingest"), sample.contexts, sample.facts,
-        student_token_counter(sample.train), progress=False,
+        student_token_counter(sample.finetune), progress=False,
     )  # fmt: skip
     return contexts, {c["context_id"]: compute_facts(c, sample.facts) for c in contexts}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maritime_slm.answers import parse_final_answer
-from maritime_slm.train.data import dataset_dir, read_split
+from maritime_slm.finetune.data import dataset_dir, read_split
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Answering the test items: the student (base and tuned), the teacher LLMs, and the `rules` oracle.
 
-- Students: batched greedy generation with the training chat template (`maritime_slm.train.generate_answers`),
+- Students: batched greedy generation with the training chat template (`maritime_slm.finetune.generate_answers`),
   `evaluate.batch_size` prompts at a time, sorted by length; `latency_s` of an answer is the wall time of its
   batch (what a caller of a batched server waits) and `gen_share_s` its share of it (batch time / batch size),
   so throughput is `n / sum(gen_share_s)`. Token counts use the student's tokenizer (prompt as templated; the
@@ -112,19 +112,19 @@ def _to_cache(p: Prediction) -> dict[str, Any]:
 def student_identity(params: Params, adapter_dir: Path | None, upcast: bool = False) -> dict[str, Any]:
     """What determines a student's answers: base weights, adapter bytes, backend and precision, the rope scaling
     it runs with (one rule for the base and the tuned model), the prompt format."""
-    from maritime_slm.train.backend import derive_recipe
-    from maritime_slm.train.model import effective_rope_scaling, student_source
+    from maritime_slm.finetune.backend import derive_recipe
+    from maritime_slm.finetune.model import effective_rope_scaling, student_source
 
-    recipe = derive_recipe(params.train)
+    recipe = derive_recipe(params.finetune)
     return {
         "kind": "student",
-        "base": student_source(params.train),
+        "base": student_source(params.finetune),
         "adapter": folder_hash(adapter_dir) if adapter_dir is not None else None,
         "backend": recipe.backend,
         "device": recipe.device,
         "load_in_4bit": recipe.load_in_4bit,
         "dtype": "float32 (upcast)" if upcast else recipe.dtype,
-        "rope_scaling": effective_rope_scaling(params.train),
+        "rope_scaling": effective_rope_scaling(params.finetune),
         "decoding": "greedy",
     }
 
@@ -133,13 +133,13 @@ Loader = Callable[[Path | None, Params], tuple[Any, Any]]
 
 
 def _default_loader(adapter_dir: Path | None, params: Params) -> tuple[Any, Any]:
-    from maritime_slm.train import load_for_inference
+    from maritime_slm.finetune import load_for_inference
 
     return load_for_inference(adapter_dir, params)
 
 
 def _prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
-    from maritime_slm.train.chat import split_prompt
+    from maritime_slm.finetune.chat import split_prompt
 
     text = tokenizer.apply_chat_template(split_prompt(messages), tokenize=False, add_generation_prompt=True)
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -170,7 +170,7 @@ def student_predictions(
             out[it.id] = _from_cache(it, name, role, hit)
     missing = [it for it in items if it.id not in out]
     if missing:
-        from maritime_slm.train import generate_answers
+        from maritime_slm.finetune import generate_answers
 
         logger.info("%s: %d of %d answers to generate", name, len(missing), len(items))
         model, tokenizer = (loader or _default_loader)(adapter_dir, params)

@@ -67,12 +67,12 @@ from maritime_slm.evaluate.predict import (
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.served import Students
 from maritime_slm.facts.build import load_facts
+from maritime_slm.finetune.data import dataset_dir, read_split
 from maritime_slm.jsonl import read_jsonl
 from maritime_slm.llm.preview import CostPreview, announce, measured_output, preview_role
 from maritime_slm.llm.session import LLMSession, llm_session
 from maritime_slm.report.tables import write_table
 from maritime_slm.stage import Stage, StageRecord, StageResult
-from maritime_slm.train.data import dataset_dir, read_split
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ STUDENT_NAMES = {
 
 def student_name(params: Params) -> str:
     """The student's name for legends: the hub id, or what the local student is."""
-    if params.train.student == "hub":
-        return str(params.train.model_name)
-    return STUDENT_NAMES.get(params.train.student, params.train.student)
+    if params.finetune.student == "hub":
+        return str(params.finetune.model_name)
+    return STUDENT_NAMES.get(params.finetune.student, params.finetune.student)
 
 
 @dataclass
@@ -135,7 +135,7 @@ def evaluate_run(
     """Answer, score and compare; write predictions, tables and the paper artifacts; return what the notebook shows.
 
     `result["record"]` becomes the stage's `EvaluateRecord` (the tuned student's tokens per query and
-    throughput are the cost stage's measured inputs). `loader` replaces `train.load_for_inference` (tests)."""
+    throughput are the cost stage's measured inputs). `loader` replaces `finetune.load_for_inference` (tests)."""
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     answers = collect_answers(

@@ -66,7 +66,7 @@ def build_contexts_and_facts(
     seconds_data = time.perf_counter() - started
     contexts = assemble_contexts(
         data["chosen"], data["points"], read_flags(ingest_dir), params.contexts, params.facts,
-        student_token_counter(params.train), progress,
+        student_token_counter(params.finetune), progress,
     )  # fmt: skip
     version = facts_version(params)
     facts = {ctx["context_id"]: compute_facts(ctx, params.facts) for ctx in contexts}

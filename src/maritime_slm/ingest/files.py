@@ -468,7 +468,7 @@ def run_ingest(
         )
     summary["simulated"] = simulated
     if paper:
-        from maritime_slm.ais.figures import write_ingest_artifacts
+        from maritime_slm.ingest.figures import write_ingest_artifacts
 
         summary["paper"] = {k: str(v) for k, v in write_ingest_artifacts(stage_dir, summary).items()}
     (stage_dir / "ingest_summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -16,17 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from maritime_slm.config import TrainParams
-from maritime_slm.train.backend import Recipe
-from maritime_slm.train.chat import INSTRUCTION_PART, RESPONSE_PART
-from maritime_slm.train.data import Encoded
+from maritime_slm.config import FinetuneParams
+from maritime_slm.finetune.backend import Recipe
+from maritime_slm.finetune.chat import INSTRUCTION_PART, RESPONSE_PART
+from maritime_slm.finetune.data import Encoded
 
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 
 
-def sft_config(train: TrainParams, recipe: Recipe, output_dir: Path, has_eval: bool, resuming: bool):
+def sft_config(train: FinetuneParams, recipe: Recipe, output_dir: Path, has_eval: bool, resuming: bool):
     from trl import SFTConfig
 
     kwargs: dict[str, Any] = {}
@@ -103,7 +103,7 @@ def build_trainer(
     tokenizer,
     train_data: Encoded,
     val_data: Encoded | None,
-    train: TrainParams,
+    train: FinetuneParams,
     recipe: Recipe,
     output_dir: Path,
     callbacks: list | None,

@@ -2,7 +2,7 @@
 
 The converters (`convert_hf_to_gguf.py`, `convert_lora_to_gguf.py`, their `conversion/` package and the matching
 `gguf-py`) ship inside the llama-cpp-python source distribution of the exact version installed. `make setup` fetches
-that sdist once into the cache (`python -m maritime_slm.train.gguf`); only those files are unpacked, next to it, into
+that sdist once into the cache (`python -m maritime_slm.finetune.gguf`); only those files are unpacked, next to it, into
 `.cache/llama.cpp-<version>/`. Quantization goes through `llama_cpp.llama_model_quantize`, so no llama.cpp build is
 needed. The converters run with `HF_HUB_OFFLINE=1`: nothing is fetched from a model hub.
 """

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from train_testdata import qa_row, smoke_params, write_dataset
 
-from maritime_slm.train.backend import BackendUnavailable, cpu_has_native_bf16, derive_recipe, import_backend
-from maritime_slm.train.chat import (
+from maritime_slm.finetune.backend import (
+    BackendUnavailable,
+    cpu_has_native_bf16,
+    derive_recipe,
+    import_backend,
+)
+from maritime_slm.finetune.chat import (
     CHATML_TEMPLATE,
     IGNORE_INDEX,
     IM_END,
@@ -20,9 +25,9 @@ from maritime_slm.train.chat import (
     masked_text,
     split_prompt,
 )
-from maritime_slm.train.data import DatasetError, encode_rows, read_split
-from maritime_slm.train.figures import figure_4, table_4, train_log
-from maritime_slm.train.trainer import last_checkpoint, prepare_checkpoint_dir
+from maritime_slm.finetune.data import DatasetError, encode_rows, read_split
+from maritime_slm.finetune.figures import figure_4, table_4, train_log
+from maritime_slm.finetune.trainer import last_checkpoint, prepare_checkpoint_dir
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +166,10 @@ def test_checkpoints_resumed_only_for_the_same_run(tmp_path):
 
 # ---------------------------------------------------------------- backends
 def test_recipe_defaults_on_cpu():
-    recipe = derive_recipe(smoke_params().train, device="cpu")
+    recipe = derive_recipe(smoke_params().finetune, device="cpu")
     assert recipe.device == "cpu" and recipe.gradient_checkpointing is False
     assert recipe.bf16 is None and recipe.optim == "adamw_torch_fused"
-    hf = derive_recipe(smoke_params("train.backend=hf", "train.max_steps=300").train, device="cpu")
+    hf = derive_recipe(smoke_params("finetune.backend=hf", "finetune.max_steps=300").finetune, device="cpu")
     assert (
         hf.bf16 is cpu_has_native_bf16()
         and hf.eval_steps == 30
@@ -174,11 +179,11 @@ def test_recipe_defaults_on_cpu():
 
 
 def test_unavailable_unsloth_fails_clearly(monkeypatch, tmp_path):
-    from maritime_slm.train import finetune_run
+    from maritime_slm.finetune import finetune_run
 
     monkeypatch.setitem(sys.modules, "unsloth", None)  # `import unsloth` now raises ImportError
     with pytest.raises(
-        BackendUnavailable, match=r"train.backend='unsloth'.*import unsloth.*train.backend=hf"
+        BackendUnavailable, match=r"finetune.backend='unsloth'.*import unsloth.*finetune.backend=hf"
     ):
         import_backend("unsloth")
     curate = write_dataset(tmp_path / "curate")
@@ -189,17 +194,17 @@ def test_unavailable_unsloth_fails_clearly(monkeypatch, tmp_path):
 
 def test_unavailable_hf_stack_fails_clearly(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)
-    with pytest.raises(BackendUnavailable, match=r"train.backend='hf'.*peft"):
+    with pytest.raises(BackendUnavailable, match=r"finetune.backend='hf'.*peft"):
         import_backend("hf")
 
 
 def test_unknown_backend_and_hub_without_name():
-    from maritime_slm.train.model import student_source
+    from maritime_slm.finetune.model import student_source
 
-    with pytest.raises(ValueError, match="unknown train.backend"):
+    with pytest.raises(ValueError, match="unknown finetune.backend"):
         import_backend("tensorflow")
     with pytest.raises(ValueError, match="model_name"):
-        student_source(smoke_params("train.student=hub").train)
+        student_source(smoke_params("finetune.student=hub").finetune)
 
 
 def test_questions_about_one_context_become_one_conversation(tokenizer):
@@ -207,7 +212,7 @@ def test_questions_about_one_context_become_one_conversation(tokenizer):
     trained, no conversation mixes contexts or exceeds max_length, and no question is lost or repeated."""
     import random
 
-    from maritime_slm.train.data import pack_by_context
+    from maritime_slm.finetune.data import pack_by_context
 
     rows = []
     for c in range(3):

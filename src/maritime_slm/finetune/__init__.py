@@ -5,12 +5,12 @@ when there is no GPU) and `hf` (plain transformers + peft + trl). Importing this
 libraries load when a function needs them, Unsloth first (call `import_backend('unsloth')` at the top of a
 notebook that will also import transformers).
 
-    from maritime_slm.train import finetune_run, load_for_inference, generate_answers
+    from maritime_slm.finetune import finetune_run, load_for_inference, generate_answers
 """
 
-from maritime_slm.train.backend import BackendUnavailable, Recipe, derive_recipe, import_backend
-from maritime_slm.train.model import generate_answers, load_for_inference, student_source
-from maritime_slm.train.run import FinetuneResult, finetune_run, train_student
+from maritime_slm.finetune.backend import BackendUnavailable, Recipe, derive_recipe, import_backend
+from maritime_slm.finetune.model import generate_answers, load_for_inference, student_source
+from maritime_slm.finetune.run import FinetuneResult, finetune_run, train_student
 
 __all__ = [
     "BackendUnavailable",

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from maritime_slm.config import Params
-from maritime_slm.report.tables import write_table
-from maritime_slm.stage import Stage, StageRecord, StageResult
-from maritime_slm.train.backend import Recipe, derive_recipe, import_backend
-from maritime_slm.train.data import (
+from maritime_slm.finetune.backend import Recipe, derive_recipe, import_backend
+from maritime_slm.finetune.data import (
     DatasetError,
     Encoded,
     dataset_dir,
@@ -32,10 +30,12 @@ from maritime_slm.train.data import (
     pack_by_context,
     read_split,
 )
-from maritime_slm.train.export import export_gguf, export_merged, is_4bit
-from maritime_slm.train.figures import figure_4, table_4, train_log
-from maritime_slm.train.model import add_lora, effective_rope_scaling, load_base, student_source
-from maritime_slm.train.trainer import build_trainer, prepare_checkpoint_dir, run_log_callback
+from maritime_slm.finetune.export import export_gguf, export_merged, is_4bit
+from maritime_slm.finetune.figures import figure_4, table_4, train_log
+from maritime_slm.finetune.model import add_lora, effective_rope_scaling, load_base, student_source
+from maritime_slm.finetune.trainer import build_trainer, prepare_checkpoint_dir, run_log_callback
+from maritime_slm.report.tables import write_table
+from maritime_slm.stage import Stage, StageRecord, StageResult
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _fingerprint(params: Params, recipe: Recipe, source: str, data_dir: Path) ->
     keep = ("load_in_4bit", "gradient_checkpointing", "dtype", "bf16", "fp16", "optim", "weight_decay")
     keep += ("logging_steps", "eval_steps", "save_steps", "max_eval_items")
     return {
-        "train": params.train.model_dump(mode="json", exclude={"gpu_hour_usd"}),
+        "finetune": params.finetune.model_dump(mode="json", exclude={"gpu_hour_usd"}),
         "recipe": {k: getattr(recipe, k) for k in ("backend", "device", *keep)},
         "student": source,
         "data": {s: file_sha(data_dir / f"{s}.jsonl") for s in ("train", "val")},
@@ -100,7 +100,7 @@ def train_student(
     """`finetune_run`, keeping the trained model in memory. `recipe` overrides the derived settings (benchmarks,
     tests); `callbacks` are extra transformers TrainerCallbacks."""
     started = time.perf_counter()
-    train = params.train
+    train = params.finetune
     recipe = recipe or derive_recipe(train)
     import_backend(recipe.backend)  # fails first, with what is missing, before any work
     import transformers
@@ -121,12 +121,12 @@ def train_student(
     enc_val = encode_rows(tokenizer, val_rows[: recipe.max_eval_items], train.max_length)
     if not enc_train.input_ids:
         raise DatasetError(
-            f"none of the {len(train_rows)} training examples fits train.max_length={train.max_length} tokens "
-            f"with an answer to learn: raise train.max_length or shorten the contexts"
+            f"none of the {len(train_rows)} training examples fits finetune.max_length={train.max_length} tokens "
+            f"with an answer to learn: raise finetune.max_length or shorten the contexts"
         )
     if enc_train.dropped_too_long:
         logger.warning(
-            "%d of %d training examples are longer than train.max_length=%d tokens and are left out",
+            "%d of %d training examples are longer than finetune.max_length=%d tokens and are left out",
             enc_train.dropped_too_long,
             len(train_rows),
             train.max_length,
@@ -194,7 +194,7 @@ def train_student(
         "table_4",
         "Table 4. Fine-tuning configuration and training cost",
     )
-    config = {"train": train.model_dump(mode="json"), "recipe": asdict(recipe), "summary": summary}
+    config = {"finetune": train.model_dump(mode="json"), "recipe": asdict(recipe), "summary": summary}
     config["rope_scaling_applied"] = effective_rope_scaling(train, source)
     (stage_dir / "train_config.json").write_text(
         json.dumps(
@@ -210,7 +210,7 @@ def _summarize(
     params, recipe, source, model, trainer, log, enc_train: Encoded, enc_val: Encoded, train_rows, val_rows,
     peak_gb, peak_kind, started, resume_from, exports, adapter_dir,
 ) -> dict[str, Any]:  # fmt: skip
-    train = params.train
+    train = params.finetune
     steps = int(trainer.state.global_step)
     train_s = _last(log, "train_s") or 0.0
     walls = [e["wall_s"] for e in trainer.state.log_history if e.get("wall_s") is not None]

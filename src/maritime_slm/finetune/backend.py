@@ -15,7 +15,7 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 
-from maritime_slm.config import TrainParams
+from maritime_slm.config import FinetuneParams
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,14 @@ class BackendUnavailable(RuntimeError):
 def import_backend(name: str) -> None:
     """Import a backend's libraries in the order it needs (Unsloth first); raise BackendUnavailable if one fails."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown train.backend '{name}' (backends: {', '.join(BACKENDS)})")
+        raise ValueError(f"unknown finetune.backend '{name}' (backends: {', '.join(BACKENDS)})")
     if name == "unsloth":
         if "unsloth" not in sys.modules:
             early = [m for m in ("transformers", "trl", "peft") if m in sys.modules]
             if early:
                 logger.warning(
                     "%s imported before unsloth in this process; Unsloth patches them at import and may not "
-                    "apply fully. Call maritime_slm.train.import_backend('unsloth') before anything else.",
+                    "apply fully. Call maritime_slm.finetune.import_backend('unsloth') before anything else.",
                     ", ".join(early),
                 )
         try:
@@ -45,10 +45,10 @@ def import_backend(name: str) -> None:
             unsloth.FastLanguageModel  # noqa: B018  (the loader; missing in a broken install)
         except Exception as exc:
             raise BackendUnavailable(
-                f"train.backend='unsloth' was asked for, but `import unsloth` failed: {type(exc).__name__}: {exc}. "
+                f"finetune.backend='unsloth' was asked for, but `import unsloth` failed: {type(exc).__name__}: {exc}. "
                 "Install it as `make setup` does (on CPU: `pip install --no-deps unsloth==2026.10.9 "
                 "unsloth_zoo==2026.10.9` after the `train` extra; on a GPU: `pip install -e .[train,gpu]`), "
-                "or run with train.backend=hf (plain transformers + peft + trl)."
+                "or run with finetune.backend=hf (plain transformers + peft + trl)."
             ) from exc
         return
     missing = []
@@ -59,7 +59,7 @@ def import_backend(name: str) -> None:
             missing.append(f"{module} ({type(exc).__name__}: {exc})")
     if missing:
         raise BackendUnavailable(
-            f"train.backend='hf' was asked for, but these imports failed: {'; '.join(missing)}. "
+            f"finetune.backend='hf' was asked for, but these imports failed: {'; '.join(missing)}. "
             "Install the training extra: `pip install -c requirements/constraints.txt -e .[train]`."
         )
     if "unsloth" in sys.modules:
@@ -94,7 +94,7 @@ def cuda_available() -> bool:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything the run needs beyond TrainParams, derived from params and the machine (see `derive_recipe`)."""
+    """Everything the run needs beyond FinetuneParams, derived from params and the machine (see `derive_recipe`)."""
 
     backend: str
     device: str  # "cuda" | "cpu"
@@ -117,8 +117,8 @@ class Recipe:
         return replace(self, **changes)
 
 
-def derive_recipe(train: TrainParams, device: str | None = None) -> Recipe:
-    """Derived defaults until TrainParams grows these fields.
+def derive_recipe(train: FinetuneParams, device: str | None = None) -> Recipe:
+    """Derived defaults until FinetuneParams grows these fields.
 
     - gradient checkpointing: Unsloth's offloaded variant on a GPU; off on CPU, where memory is plentiful for
       these students and recomputation only costs time (measured: benchmarks/train.py).
@@ -127,7 +127,7 @@ def derive_recipe(train: TrainParams, device: str | None = None) -> Recipe:
       on other CPUs. Same precision, same learning curve: measured in benchmarks/train.py, fp32 learns faster per
       step early on and bf16 runs faster per step.
     - 4-bit: on GPU as params say; on CPU bitsandbytes' 4-bit works but is slower than 16-bit, so kept as asked.
-    - logging every ~1 % of steps, validation and checkpoints `train.evals` times (default 10) over the run (at
+    - logging every ~1 % of steps, validation and checkpoints `finetune.evals` times (default 10) over the run (at
       least every step for tiny runs): each validation pass costs CPU time a short run cannot spare.
     """
     device = device or ("cuda" if cuda_available() else "cpu")

@@ -1,4 +1,4 @@
-"""Training scenarios run in a fresh interpreter each (`python tests/train/worker.py SCENARIO BACKEND OUT_DIR`).
+"""Training scenarios run in a fresh interpreter each (`python tests/finetune/worker.py SCENARIO BACKEND OUT_DIR`).
 
 Each backend gets its own process, as in a notebook kernel: `import unsloth` first for the unsloth backend, and no
 Unsloth patches leaking into the plain hf backend. Results go to OUT_DIR/result.json for the pytest side to check.
@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 
 def check_labels(result, backend: str) -> dict:
     """Loss masking: labels are -100 everywhere but the assistant answer (through its <|im_end|>)."""
-    from maritime_slm.train.chat import IGNORE_INDEX, RESPONSE_PART, encode_for_training, masked_text
+    from maritime_slm.finetune.chat import IGNORE_INDEX, RESPONSE_PART, encode_for_training, masked_text
 
     trainer, tokenizer = result.trainer, result.tokenizer
     rows = [json.loads(line) for line in (OUT / "curate/dataset/train.jsonl").read_text().splitlines()]
@@ -44,7 +44,7 @@ def check_labels(result, backend: str) -> dict:
 def logits(model, tokenizer, messages) -> list:
     import torch
 
-    from maritime_slm.train.chat import split_prompt
+    from maritime_slm.finetune.chat import split_prompt
 
     text = tokenizer.apply_chat_template(split_prompt(messages), tokenize=False, add_generation_prompt=True)
     enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
@@ -55,10 +55,10 @@ def logits(model, tokenizer, messages) -> list:
 def smoke(backend: str) -> dict:
     from train_testdata import smoke_params, write_dataset
 
-    from maritime_slm.train import generate_answers, load_for_inference, train_student
+    from maritime_slm.finetune import generate_answers, load_for_inference, train_student
 
     curate = write_dataset(OUT / "curate")
-    params = smoke_params(f"train.backend={backend}")
+    params = smoke_params(f"finetune.backend={backend}")
     result = train_student(curate, params, OUT / "stage", OUT / "checkpoints")
     out = {"summary": result.summary, "labels": check_labels(result, backend)}
 
@@ -92,7 +92,7 @@ def resume(backend: str) -> dict:
     from train_testdata import smoke_params, write_dataset
     from transformers import TrainerCallback
 
-    from maritime_slm.train import train_student
+    from maritime_slm.finetune import train_student
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -100,7 +100,7 @@ def resume(backend: str) -> dict:
                 raise KeyboardInterrupt("simulated crash after step 3")
 
     curate = write_dataset(OUT / "curate")
-    params = smoke_params(f"train.backend={backend}")
+    params = smoke_params(f"finetune.backend={backend}")
     full = train_student(curate, params, OUT / "full", OUT / "ckpt_full", export=False).summary
     crashed = False
     try:
@@ -110,7 +110,7 @@ def resume(backend: str) -> dict:
     after_crash = sorted(p.name for p in (OUT / "ckpt").glob("checkpoint-*"))
     resumed = train_student(curate, params, OUT / "stage", OUT / "ckpt", export=False).summary
     again = train_student(curate, params, OUT / "again", OUT / "ckpt", export=False).summary
-    changed = train_student(curate, smoke_params(f"train.backend={backend}", "train.max_steps=2"),
+    changed = train_student(curate, smoke_params(f"finetune.backend={backend}", "finetune.max_steps=2"),
                             OUT / "changed", OUT / "ckpt", export=False).summary  # fmt: skip
 
     a = load_file(str(OUT / "full/adapter/adapter_model.safetensors"))
@@ -132,7 +132,7 @@ def resume(backend: str) -> dict:
 
 if __name__ == "__main__":
     scenario, backend, out_dir = sys.argv[1:4]
-    from maritime_slm.train import import_backend
+    from maritime_slm.finetune import import_backend
 
     import_backend(backend)  # Unsloth before transformers/trl/peft, as in a notebook
     sys.path.insert(0, str(HERE))

@@ -1,6 +1,6 @@
 """Exports of the tuned student: merged 16-bit weights and GGUF (for llama.cpp).
 
-GGUF comes from llama.cpp's own converters and quantizer (`maritime_slm.train.gguf`), cached at set-up from the
+GGUF comes from llama.cpp's own converters and quantizer (`maritime_slm.finetune.gguf`), cached at set-up from the
 llama-cpp-python sdist of the installed version, so it works offline on any platform. A skipped or failed export is
 recorded with its reason, never silent.
 """
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from maritime_slm.train.backend import Recipe
+from maritime_slm.finetune.backend import Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def export_gguf(
     Each step that fails is recorded with its reason and the others still run: the trained adapter is already
     saved, and a conversion failure must neither lose it nor pass unnoticed.
     """
-    from maritime_slm.train import gguf
+    from maritime_slm.finetune import gguf
 
     quants = list(dict.fromkeys(q.lower() for q in (recipe.gguf_quantization, "q4_k_m") if q))
     made: list[Path] = []

@@ -52,10 +52,10 @@ def write_dataset(curate_dir: Path, n_train: int = 8, n_val: int = 4, n_test: in
 
 def smoke_params(*overrides: str):
     base = [
-        "train.max_steps=4",
-        "train.batch_size=2",
-        "train.lr=0.02",
-        "train.warmup_steps=0",
-        "train.lora_r=8",
+        "finetune.max_steps=4",
+        "finetune.batch_size=2",
+        "finetune.lr=0.02",
+        "finetune.warmup_steps=0",
+        "finetune.lora_r=8",
     ]
     return load_params("smoke", [*base, *overrides])

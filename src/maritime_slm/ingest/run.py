@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maritime_slm.ais.ingest import run_ingest
+from maritime_slm.ingest.files import run_ingest
 from maritime_slm.stage import Stage, StageRecord, StageResult
 
 

@@ -103,7 +103,7 @@ def pack_by_context(
     (seeded) and added while the conversation fits `max_length` tokens and `max_turns`. `max_turns` 1 keeps
     one question per example.
     """
-    from maritime_slm.train.chat import encode_for_training
+    from maritime_slm.finetune.chat import encode_for_training
 
     if max_turns <= 1:
         return rows
@@ -134,7 +134,7 @@ def pack_by_context(
 
 
 def encode_rows(tokenizer, rows: list[dict[str, Any]], max_length: int) -> Encoded:
-    from maritime_slm.train.chat import encode_for_training
+    from maritime_slm.finetune.chat import encode_for_training
 
     out = Encoded()
     for row in rows:

@@ -11,14 +11,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from maritime_slm.config import Params, TrainParams
-from maritime_slm.train.backend import Recipe, derive_recipe, import_backend
-from maritime_slm.train.chat import ensure_chat_template, split_prompt, stop_token_ids
+from maritime_slm.config import FinetuneParams, Params
+from maritime_slm.finetune.backend import Recipe, derive_recipe, import_backend
+from maritime_slm.finetune.chat import ensure_chat_template, split_prompt, stop_token_ids
 
 logger = logging.getLogger(__name__)
 
 
-def student_source(train: TrainParams) -> str:
+def student_source(train: FinetuneParams) -> str:
     """Local folder (or hub id) of the student's base weights."""
     from maritime_slm import models
 
@@ -28,7 +28,7 @@ def student_source(train: TrainParams) -> str:
         return str(models.smollm2_model_dir())
     if not train.model_name:
         raise ValueError(
-            "train.student 'hub' needs train.model_name (e.g. unsloth/Qwen2.5-7B-Instruct-bnb-4bit)"
+            "finetune.student 'hub' needs finetune.model_name (e.g. unsloth/Qwen2.5-7B-Instruct-bnb-4bit)"
         )
     return train.model_name
 
@@ -42,16 +42,16 @@ def native_window(source: str) -> int | None:
     return rope.get("original_max_position_embeddings") or getattr(config, "max_position_embeddings", None)
 
 
-def effective_rope_scaling(train: TrainParams, source: str | None = None) -> dict[str, Any] | None:
-    """The rope scaling the student runs with, the base and the tuned model alike: `train.rope_scaling` only when
-    `train.max_length` exceeds the model's native window. Static scaling (YaRN) stretches every position, so a
+def effective_rope_scaling(train: FinetuneParams, source: str | None = None) -> dict[str, Any] | None:
+    """The rope scaling the student runs with, the base and the tuned model alike: `finetune.rope_scaling` only when
+    `finetune.max_length` exceeds the model's native window. Static scaling (YaRN) stretches every position, so a
     model whose texts fit its window would only lose short-context quality (Qwen's advice for Qwen2.5)."""
     if not train.rope_scaling:
         return None
     native = native_window(source or student_source(train))
     if native is not None and train.max_length <= native:
         logger.warning(
-            "train.rope_scaling not applied: max_length %d fits the model's native window of %d tokens",
+            "finetune.rope_scaling not applied: max_length %d fits the model's native window of %d tokens",
             train.max_length,
             native,
         )
@@ -64,7 +64,7 @@ def effective_rope_scaling(train: TrainParams, source: str | None = None) -> dic
     return wanted
 
 
-def _rope_kwargs(source: str, train: TrainParams) -> dict[str, Any]:
+def _rope_kwargs(source: str, train: FinetuneParams) -> dict[str, Any]:
     """The effective rope scaling as transformers 5 wants it: `rope_parameters` with `rope_type` and `rope_theta`."""
     wanted = effective_rope_scaling(train, source)
     if wanted is None:
@@ -81,7 +81,7 @@ def _torch_dtype(name: str | None):
     return None if name is None else getattr(torch, name)
 
 
-def load_base(train: TrainParams, recipe: Recipe, source: str | None = None):
+def load_base(train: FinetuneParams, recipe: Recipe, source: str | None = None):
     """(model, tokenizer) of the base student with the ChatML template, on the recipe's device, not yet LoRA."""
     import_backend(recipe.backend)
     source = source or student_source(train)
@@ -128,8 +128,8 @@ def load_base(train: TrainParams, recipe: Recipe, source: str | None = None):
     return model, tokenizer
 
 
-def add_lora(model, train: TrainParams, recipe: Recipe):
-    """LoRA adapters on `train.target_modules` (QLoRA when the base was loaded in 4-bit)."""
+def add_lora(model, train: FinetuneParams, recipe: Recipe):
+    """LoRA adapters on `finetune.target_modules` (QLoRA when the base was loaded in 4-bit)."""
     if recipe.backend == "unsloth":
         from unsloth import FastLanguageModel
 
@@ -170,7 +170,7 @@ def add_lora(model, train: TrainParams, recipe: Recipe):
 def load_for_inference(adapter_dir: str | Path | None, params: Params, recipe: Recipe | None = None):
     """(model, tokenizer) ready for `generate_answers`: the base student plus the saved LoRA adapter, or the base
     alone with `adapter_dir=None`. Same backend, dtype and chat template as training."""
-    train = params.train
+    train = params.finetune
     recipe = recipe or derive_recipe(train)
     model, tokenizer = load_base(train, recipe)
     if adapter_dir is not None:

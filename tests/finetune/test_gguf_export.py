@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from maritime_slm.train import gguf
-from maritime_slm.train.export import export_gguf
+from maritime_slm.finetune import gguf
+from maritime_slm.finetune.export import export_gguf
 
 RUN = "gguf-test"
 PROMPT = "The vessel MMSI 123456789 was last seen"
