@@ -243,121 +243,37 @@ def _arrival_s(f: _Fleet, v: np.ndarray | int) -> np.ndarray:
     return (f.cum[v, 3] - f.u0[v]) / f.speed[v] * 3600.0
 
 
+@dataclass
+class _Ports:
+    names: list[str]
+    region_of: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    seaward: np.ndarray
+
+    @classmethod
+    def load(cls) -> _Ports:
+        ports = load_ports()
+        region_of = ports["region"].to_numpy()
+        seaward = [SEAWARD_BY_PORT.get(p, SEAWARD[r]) for p, r in zip(ports["port"], region_of, strict=True)]
+        return cls(
+            ports["port"].to_list(),
+            region_of,
+            ports["lat"].to_numpy(),
+            ports["lon"].to_numpy(),
+            np.array(seaward),
+        )
+
+
 def _make_fleet(rng: np.random.Generator, n: int, around_ports: Sequence[str] | None = None) -> _Fleet:
-    ports = load_ports()
-    regions = list(REGION_WEIGHTS)
-    weights = np.array([REGION_WEIGHTS[r] for r in regions])
-    region_of = ports["region"].to_numpy()
-    p_lat, p_lon = ports["lat"].to_numpy(), ports["lon"].to_numpy()
-    seaward = np.array(
-        [SEAWARD_BY_PORT.get(p, SEAWARD[r]) for p, r in zip(ports["port"], region_of, strict=True)]
-    )
-
-    region = rng.choice(len(regions), n, p=weights / weights.sum())
-    port = np.empty(n, dtype=np.int64)
-    for r, name in enumerate(regions):
-        members = np.flatnonzero(region_of == name)
-        sel = region == r
-        port[sel] = rng.choice(members, sel.sum())
-    if around_ports:
-        names = ports["port"].to_list()
-        unknown = [p for p in around_ports if p not in names]
-        if unknown:
-            raise ValueError(f"simulate ports {unknown} are not in ports.csv (e.g. {', '.join(names[:4])})")
-        port = rng.choice([names.index(p) for p in around_ports], n)
-
-    names = list(TYPES)
-    shares = np.array([TYPES[g].share for g in names])
-    group = rng.choice(len(names), n, p=shares / shares.sum())
-    n_aton = n // 50
-    group[rng.choice(n, n_aton, replace=False)] = -1  # AtoN stations
-    behaviour = np.full(n, ATON)
-    class_a = np.ones(n, dtype=bool)
-    code = np.zeros(n, dtype=np.int64)
-    speed = np.zeros(n)
-    length = np.full(n, np.nan)
-    draft = np.full(n, np.nan)
-    us = np.ones(n, dtype=bool)
-    for g, name in enumerate(names):
-        spec = TYPES[name]
-        sel = np.flatnonzero(group == g)
-        k = sel.size
-        beh = list(spec.behaviours)
-        behaviour[sel] = rng.choice(beh, k, p=np.array([spec.behaviours[b] for b in beh]))
-        class_a[sel] = rng.random(k) < spec.class_a
-        code[sel] = rng.choice(spec.codes, k)
-        speed[sel] = rng.uniform(*spec.speed, k)
-        length[sel] = np.round(rng.uniform(*spec.length, k))
-        draft[sel] = np.round(rng.uniform(*spec.draft, k), 1)
-        us[sel] = rng.random(k) < spec.us_flag
-    width = np.round(length / np.where(length < 40, rng.uniform(2.8, 3.8, n), rng.uniform(5.5, 7.5, n)))
-    mid = np.where(us, rng.choice(US_MIDS, n), rng.choice(FOREIGN_MIDS, n))
-    mmsi = _unique_mmsi(rng, mid, (~us) & (rng.random(n) < 0.6))
-    aton = group == -1
-    mmsi[aton] = 993_660_000 + rng.choice(10_000, n_aton, replace=False)
-    code[aton] = 0
-    speed[aton] = 0.0
-
-    word_a = rng.integers(0, len(_WORDS_A), n)
-    word_b = rng.integers(0, len(_WORDS_B), n)
-    vessel_names = [
-        f"{_WORDS_A[a]} {_WORDS_B[b]}" for a, b in zip(word_a.tolist(), word_b.tolist(), strict=True)
-    ]
-    pleasure = np.flatnonzero(group == names.index("pleasure_sailing"))
-    for i, v in enumerate(pleasure[rng.random(pleasure.size) < 0.05].tolist()):
-        vessel_names[v] = _QUIRKY_NAMES[i % len(_QUIRKY_NAMES)]
-    port_names = ports["port"].to_list()
-    for v in np.flatnonzero(aton).tolist():
-        vessel_names[v] = f"{port_names[port[v]].upper()} LIGHTED BUOY {rng.integers(1, 40)}"
-    big = (length >= 60) & class_a & ~aton
-    imo_numbers = _imo_numbers(rng, n)
-    no_imo = rng.random(n) < 0.5
-    imo = [
-        imo_numbers[v] if big[v] else ("IMO0000000" if no_imo[v] and not aton[v] else "") for v in range(n)
-    ]
-    call_sign = _call_signs(rng, us)
-    for v in np.flatnonzero(aton).tolist():
-        call_sign[v] = ""
-
-    # Where each vessel works, by behaviour.
-    brg = seaward[port]
-    ref_lat, ref_lon = p_lat[port].copy(), p_lon[port].copy()
-
-    def around(sel: np.ndarray, bearing: np.ndarray | float, lo: float, hi: float, spread: float):
-        """Positions `lo`-`hi` nm from each selected vessel's port, `bearing` +- `spread` degrees."""
-        k = int(sel.sum())
-        turn = rng.uniform(-spread, spread, k)
-        return move_nm(p_lat[port[sel]], p_lon[port[sel]], bearing + turn, rng.uniform(lo, hi, k))
-
-    anch, moor, fish = behaviour == ANCHORED, behaviour == MOORED, behaviour == FISHING
-    ref_lat[anch], ref_lon[anch] = around(anch, brg[anch], 2, 5, 40)
-    ref_lat[moor], ref_lon[moor] = around(moor, 180.0, 0.1, 1.2, 180)
-    ref_lat[fish], ref_lon[fish] = around(fish, brg[fish], 10, 25, 30)
-    ref_lat[aton], ref_lon[aton] = around(aton, brg[aton], 1, 6, 60)
-    theta = np.where(behaviour == HARBOR, brg + rng.uniform(-20, 20, n), rng.uniform(0, 360, n)) % 360
-    leg = np.where(behaviour == FISHING, rng.uniform(1, 3, n), rng.uniform(2, 5, n))
-    leg = np.where(anch, rng.uniform(0.02, 0.06, n), leg)
-    speed = np.where(fish, rng.uniform(2.5, 4.0, n), speed)
-
-    # Transit legs: port -> its offshore point -> destination's offshore point -> destination (one of the three
-    # nearest ports of the same region).
-    dest = port.copy()
-    for p in np.unique(port).tolist():
-        same = np.flatnonzero((region_of == region_of[p]) & (np.arange(len(port_names)) != p))
-        if same.size == 0:
-            continue
-        dist, _ = flat_leg_nm(p_lat[p], p_lon[p], p_lat[same], p_lon[same])
-        nearest = same[np.argsort(dist)[:3]]
-        sel = np.flatnonzero(port == p)
-        dest[sel] = rng.choice(nearest, sel.size)
-    off_a = move_nm(p_lat[port], p_lon[port], brg, rng.uniform(6, 12, n))
-    off_b = move_nm(p_lat[dest], p_lon[dest], seaward[dest], rng.uniform(6, 12, n))
-    wp_lat = np.column_stack([p_lat[port], off_a[0], off_b[0], p_lat[dest]])
-    wp_lon = np.column_stack([p_lon[port], off_a[1], off_b[1], p_lon[dest]])
-    seg_len, seg_brg = flat_leg_nm(wp_lat[:, :3], wp_lon[:, :3], wp_lat[:, 1:], wp_lon[:, 1:])
-    cum = np.column_stack([np.zeros(n), np.cumsum(seg_len, axis=1)])
-    u0 = rng.uniform(0, 0.9, n) * cum[:, 3]
-
+    """Who sails where: home ports, types, identities, work areas, routes and reporting, in that order of draws."""
+    ports = _Ports.load()
+    port = _home_ports(rng, n, ports, around_ports)
+    t = _types(rng, n)
+    ident = _identities(rng, n, t, ports.names, port)
+    ref_lat, ref_lon, theta, leg, speed = _work_areas(rng, n, t, ports, port)
+    wp_lat, wp_lon, cum, seg_brg, u0 = _routes(rng, n, ports, port)
+    behaviour, class_a, aton = t["behaviour"], t["class_a"], t["group"] == -1
     moving = np.isin(behaviour, [TRANSIT, FISHING, HARBOR])
     interval = np.where(class_a, np.where(speed >= 14, 10.0, 20.0), 30.0)
     interval = np.where(moving, interval, 180.0)
@@ -375,12 +291,143 @@ def _make_fleet(rng: np.random.Generator, n: int, around_ports: Sequence[str] | 
     status = np.where(class_a & ~aton, np.where(rng.random(n) < 0.03, 15, status), -1)
     heading_na = (~class_a & (rng.random(n) < 0.8)) | (class_a & ~moving & (rng.random(n) < 0.3)) | aton
     return _Fleet(
-        n=n, group=group, behaviour=behaviour, class_a=class_a, mmsi=mmsi, code=code, length=length,
-        width=width, draft=draft, names=vessel_names, imo=imo, call_sign=call_sign, speed=speed,
-        interval=interval, phase=rng.uniform(0, 1, n) * interval, heading_na=heading_na, status=status,
-        ref_lat=ref_lat, ref_lon=ref_lon, wp_lat=wp_lat, wp_lon=wp_lon, cum=cum, seg_brg=seg_brg, u0=u0,
-        theta=theta, leg=leg, period=rng.uniform(3, 8, n) * 3600, tc=np.full(n, np.nan),
+        n=n, group=t["group"], behaviour=behaviour, class_a=class_a, mmsi=ident["mmsi"], code=t["code"],
+        length=t["length"], width=ident["width"], draft=t["draft"], names=ident["names"], imo=ident["imo"],
+        call_sign=ident["call_sign"], speed=speed, interval=interval, phase=rng.uniform(0, 1, n) * interval,
+        heading_na=heading_na, status=status, ref_lat=ref_lat, ref_lon=ref_lon, wp_lat=wp_lat, wp_lon=wp_lon,
+        cum=cum, seg_brg=seg_brg, u0=u0, theta=theta, leg=leg, period=rng.uniform(3, 8, n) * 3600,
+        tc=np.full(n, np.nan),
     )  # fmt: skip
+
+
+def _home_ports(rng: np.random.Generator, n: int, ports: _Ports, around: Sequence[str] | None) -> np.ndarray:
+    """Each vessel's home port: a region by its traffic weight, then a port of it (or one of `around`)."""
+    regions = list(REGION_WEIGHTS)
+    weights = np.array([REGION_WEIGHTS[r] for r in regions])
+    region = rng.choice(len(regions), n, p=weights / weights.sum())
+    port = np.empty(n, dtype=np.int64)
+    for r, name in enumerate(regions):
+        members = np.flatnonzero(ports.region_of == name)
+        sel = region == r
+        port[sel] = rng.choice(members, sel.sum())
+    if around:
+        unknown = [p for p in around if p not in ports.names]
+        if unknown:
+            raise ValueError(
+                f"simulate ports {unknown} are not in ports.csv (e.g. {', '.join(ports.names[:4])})"
+            )
+        port = rng.choice([ports.names.index(p) for p in around], n)
+    return port
+
+
+def _types(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Type group (-1: an AtoN station, 1 in 50), and what the group decides: behaviour, class, type code, speed,
+    size and whether the flag is U.S."""
+    names = list(TYPES)
+    shares = np.array([TYPES[g].share for g in names])
+    group = rng.choice(len(names), n, p=shares / shares.sum())
+    group[rng.choice(n, n // 50, replace=False)] = -1
+    t = {
+        "group": group,
+        "behaviour": np.full(n, ATON),
+        "class_a": np.ones(n, dtype=bool),
+        "code": np.zeros(n, dtype=np.int64),
+        "speed": np.zeros(n),
+        "length": np.full(n, np.nan),
+        "draft": np.full(n, np.nan),
+        "us": np.ones(n, dtype=bool),
+    }
+    for g, name in enumerate(names):
+        spec = TYPES[name]
+        sel = np.flatnonzero(group == g)
+        k = sel.size
+        beh = list(spec.behaviours)
+        t["behaviour"][sel] = rng.choice(beh, k, p=np.array([spec.behaviours[b] for b in beh]))
+        t["class_a"][sel] = rng.random(k) < spec.class_a
+        t["code"][sel] = rng.choice(spec.codes, k)
+        t["speed"][sel] = rng.uniform(*spec.speed, k)
+        t["length"][sel] = np.round(rng.uniform(*spec.length, k))
+        t["draft"][sel] = np.round(rng.uniform(*spec.draft, k), 1)
+        t["us"][sel] = rng.random(k) < spec.us_flag
+    return t
+
+
+def _identities(
+    rng: np.random.Generator, n: int, t: dict[str, np.ndarray], port_names: list[str], port: np.ndarray
+) -> dict[str, Any]:
+    """Beam, MMSI, name, IMO number and call sign; AtoN stations get a 99 MMSI, a buoy's name and no call sign."""
+    length, us, class_a = t["length"], t["us"], t["class_a"]
+    aton = t["group"] == -1
+    width = np.round(length / np.where(length < 40, rng.uniform(2.8, 3.8, n), rng.uniform(5.5, 7.5, n)))
+    mid = np.where(us, rng.choice(US_MIDS, n), rng.choice(FOREIGN_MIDS, n))
+    mmsi = _unique_mmsi(rng, mid, (~us) & (rng.random(n) < 0.6))
+    mmsi[aton] = 993_660_000 + rng.choice(10_000, int(aton.sum()), replace=False)
+
+    word_a = rng.integers(0, len(_WORDS_A), n)
+    word_b = rng.integers(0, len(_WORDS_B), n)
+    names = [f"{_WORDS_A[a]} {_WORDS_B[b]}" for a, b in zip(word_a.tolist(), word_b.tolist(), strict=True)]
+    pleasure = np.flatnonzero(t["group"] == list(TYPES).index("pleasure_sailing"))
+    for i, v in enumerate(pleasure[rng.random(pleasure.size) < 0.05].tolist()):
+        names[v] = _QUIRKY_NAMES[i % len(_QUIRKY_NAMES)]
+    for v in np.flatnonzero(aton).tolist():
+        names[v] = f"{port_names[port[v]].upper()} LIGHTED BUOY {rng.integers(1, 40)}"
+    big = (length >= 60) & class_a & ~aton
+    imo_numbers = _imo_numbers(rng, n)
+    no_imo = rng.random(n) < 0.5
+    imo = [
+        imo_numbers[v] if big[v] else ("IMO0000000" if no_imo[v] and not aton[v] else "") for v in range(n)
+    ]
+    call_sign = _call_signs(rng, us)
+    for v in np.flatnonzero(aton).tolist():
+        call_sign[v] = ""
+    return {"width": width, "mmsi": mmsi, "names": names, "imo": imo, "call_sign": call_sign}
+
+
+def _work_areas(rng: np.random.Generator, n: int, t: dict[str, np.ndarray], ports: _Ports, port: np.ndarray):
+    """Where each vessel works, by behaviour: (ref lat, ref lon, heading of its pattern, leg nm, speed)."""
+    behaviour = t["behaviour"]
+    brg = ports.seaward[port]
+    ref_lat, ref_lon = ports.lat[port].copy(), ports.lon[port].copy()
+
+    def around(sel: np.ndarray, bearing: np.ndarray | float, lo: float, hi: float, spread: float):
+        """Positions `lo`-`hi` nm from each selected vessel's port, `bearing` +- `spread` degrees."""
+        k = int(sel.sum())
+        turn = rng.uniform(-spread, spread, k)
+        return move_nm(ports.lat[port[sel]], ports.lon[port[sel]], bearing + turn, rng.uniform(lo, hi, k))
+
+    anch, moor, fish = behaviour == ANCHORED, behaviour == MOORED, behaviour == FISHING
+    aton = t["group"] == -1
+    ref_lat[anch], ref_lon[anch] = around(anch, brg[anch], 2, 5, 40)
+    ref_lat[moor], ref_lon[moor] = around(moor, 180.0, 0.1, 1.2, 180)
+    ref_lat[fish], ref_lon[fish] = around(fish, brg[fish], 10, 25, 30)
+    ref_lat[aton], ref_lon[aton] = around(aton, brg[aton], 1, 6, 60)
+    theta = np.where(behaviour == HARBOR, brg + rng.uniform(-20, 20, n), rng.uniform(0, 360, n)) % 360
+    leg = np.where(behaviour == FISHING, rng.uniform(1, 3, n), rng.uniform(2, 5, n))
+    leg = np.where(anch, rng.uniform(0.02, 0.06, n), leg)
+    speed = np.where(fish, rng.uniform(2.5, 4.0, n), t["speed"])
+    return ref_lat, ref_lon, theta, leg, speed
+
+
+def _routes(rng: np.random.Generator, n: int, ports: _Ports, port: np.ndarray):
+    """Transit legs: port -> its offshore point -> destination's offshore point -> destination (one of the three
+    nearest ports of the same region); (waypoint lats, lons, cumulative nm, leg bearings, start along the route)."""
+    dest = port.copy()
+    for p in np.unique(port).tolist():
+        same = np.flatnonzero((ports.region_of == ports.region_of[p]) & (np.arange(len(ports.names)) != p))
+        if same.size == 0:
+            continue
+        dist, _ = flat_leg_nm(ports.lat[p], ports.lon[p], ports.lat[same], ports.lon[same])
+        nearest = same[np.argsort(dist)[:3]]
+        sel = np.flatnonzero(port == p)
+        dest[sel] = rng.choice(nearest, sel.size)
+    off_a = move_nm(ports.lat[port], ports.lon[port], ports.seaward[port], rng.uniform(6, 12, n))
+    off_b = move_nm(ports.lat[dest], ports.lon[dest], ports.seaward[dest], rng.uniform(6, 12, n))
+    wp_lat = np.column_stack([ports.lat[port], off_a[0], off_b[0], ports.lat[dest]])
+    wp_lon = np.column_stack([ports.lon[port], off_a[1], off_b[1], ports.lon[dest]])
+    seg_len, seg_brg = flat_leg_nm(wp_lat[:, :3], wp_lon[:, :3], wp_lat[:, 1:], wp_lon[:, 1:])
+    cum = np.column_stack([np.zeros(n), np.cumsum(seg_len, axis=1)])
+    u0 = rng.uniform(0, 0.9, n) * cum[:, 3]
+    return wp_lat, wp_lon, cum, seg_brg, u0
 
 
 # ------------------------------------------------------------------ anomalies decided up front
@@ -793,6 +840,82 @@ def _malformed(rng: np.random.Generator, form: str, line: str) -> str:
     return ""
 
 
+def _with_duplicates(rng: np.random.Generator, frame: pl.DataFrame, anomaly_rate: float):
+    """The block with ~1 in 10,000 reports sent twice (at least one), and the rows that are the repeats."""
+    if anomaly_rate <= 0 or frame.height <= 1:
+        return frame, np.array([], dtype=np.int64)
+    n_dup = max(1, round(DUPLICATE_RATE * frame.height))
+    picks = np.sort(rng.choice(frame.height, n_dup, replace=False))
+    order = np.sort(np.concatenate([np.arange(frame.height), picks]), kind="stable")
+    return frame[order], np.flatnonzero(np.r_[False, order[1:] == order[:-1]])
+
+
+class _CsvWriter:
+    """The CSV as it is written: it knows the line numbers the labels of duplicates and malformed lines cite."""
+
+    def __init__(self, out: Any, forms: list[str], labels: list[dict]):
+        self.out, self.forms, self.labels = out, iter(forms), labels
+        self.line_no = 1
+        self.last_line: pl.DataFrame | None = None
+
+    def block(
+        self, frame: pl.DataFrame, dup_rows: np.ndarray, cuts: np.ndarray, rng: np.random.Generator
+    ) -> None:
+        """The block's rows, a malformed line before each cut (drawn from the row there)."""
+        dup_set = set(dup_rows.tolist())
+        prev = 0
+        for cut in [*cuts.tolist(), frame.height]:
+            piece = frame[prev:cut]
+            if piece.height:
+                self.out.write(piece.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S"))
+                for r in sorted(x for x in dup_set if prev <= x < cut):
+                    row = frame[r]
+                    when = row["BaseDateTime"][0]
+                    self.labels.append(
+                        label(
+                            int(row["MMSI"][0]),
+                            "duplicate",
+                            when,
+                            when,
+                            f"line={self.line_no + 1 + r - prev}",
+                        )
+                    )
+                self.line_no += piece.height
+            if cut < frame.height:
+                self._malformed(frame[min(cut, frame.height - 1)], rng)
+            prev = cut
+        if frame.height:
+            self.last_line = frame[frame.height - 1]
+
+    def _malformed(self, source: pl.DataFrame, rng: np.random.Generator) -> None:
+        form = next(self.forms)
+        self.out.write(_malformed(rng, form, _csv_line(source)) + "\n")
+        self.line_no += 1
+        mmsi = int(source["MMSI"][0]) if form not in ("garbage", "blank") else None
+        self.labels.append(label(mmsi, "malformed_line", None, None, f"line={self.line_no} form={form}"))
+
+    def truncated_last_line(self) -> None:
+        """The file ends in half a line with no newline, as a copy cut off mid-write does."""
+        last = self.last_line
+        text = _csv_line(last) if last is not None else ",".join(CSV_COLUMNS)
+        self.out.write(text[: max(1, len(text) // 2)])
+        self.line_no += 1
+        mmsi = int(last["MMSI"][0]) if last is not None else None
+        self.labels.append(
+            label(mmsi, "malformed_line", None, None, f"line={self.line_no} form=truncated_last_line")
+        )
+
+
+def _write_labels(labels: list[dict], path: Path) -> None:
+    naive = {**LABEL_SCHEMA, "start": pl.Datetime("us"), "end": pl.Datetime("us")}
+    table = (
+        pl.DataFrame(labels, schema=naive)
+        .with_columns(pl.col("start", "end").dt.replace_time_zone("UTC"))
+        .sort("kind", "mmsi", "start", nulls_last=True)
+    )
+    table.write_parquet(path)
+
+
 def simulate(
     n_vessels: int = 50,
     hours: float = 2.0,
@@ -828,74 +951,19 @@ def simulate(
     blocks = np.array_split(np.arange(n_vessels), max(1, int(np.ceil(per_vessel.sum() / ROWS_PER_BLOCK))))
     block_of_malformed = np.sort(rng.integers(0, len(blocks), max(malformed_lines - 1, 0)))
     forms = [MALFORMED_FORMS[i % len(MALFORMED_FORMS)] for i in range(max(malformed_lines - 1, 0))]
-    form_iter = iter(forms)
-    line_no = 1
-    last_line = None
     with csv_path.open("w", newline="\n") as out:
         out.write(",".join(CSV_COLUMNS) + "\n")
+        writer = _CsvWriter(out, forms, labels)
         for b, vessels in enumerate(blocks):
             block_rng = np.random.default_rng([seed, b])
             cols, block_labels = _block_rows(block_rng, fleet, vessels, hours, plan, t0)
             labels.extend(block_labels)
-            frame = _frame(fleet, cols, t0)
-            if anomaly_rate > 0 and frame.height > 1:
-                n_dup = max(1, round(DUPLICATE_RATE * frame.height))
-                picks = np.sort(block_rng.choice(frame.height, n_dup, replace=False))
-                order = np.sort(np.concatenate([np.arange(frame.height), picks]), kind="stable")
-                frame = frame[order]
-                dup_rows = np.flatnonzero(np.r_[False, order[1:] == order[:-1]])
-            else:
-                dup_rows = np.array([], dtype=np.int64)
+            frame, dup_rows = _with_duplicates(block_rng, _frame(fleet, cols, t0), anomaly_rate)
             cuts = np.sort(block_rng.integers(0, frame.height + 1, int((block_of_malformed == b).sum())))
-            dup_set = set(dup_rows.tolist())
-            prev = 0
-            for cut in [*cuts.tolist(), frame.height]:
-                piece = frame[prev:cut]
-                if piece.height:
-                    out.write(piece.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S"))
-                    for r in sorted(x for x in dup_set if prev <= x < cut):
-                        row = frame[r]
-                        labels.append(
-                            label(
-                                int(row["MMSI"][0]),
-                                "duplicate",
-                                row["BaseDateTime"][0],
-                                row["BaseDateTime"][0],
-                                f"line={line_no + 1 + r - prev}",
-                            )
-                        )
-                    line_no += piece.height
-                if cut < frame.height:
-                    form = next(form_iter)
-                    source = frame[min(cut, frame.height - 1)]
-                    text = _malformed(block_rng, form, _csv_line(source))
-                    out.write(text + "\n")
-                    line_no += 1
-                    mmsi = int(source["MMSI"][0]) if form not in ("garbage", "blank") else None
-                    labels.append(label(mmsi, "malformed_line", None, None, f"line={line_no} form={form}"))
-                prev = cut
-            if frame.height:
-                last_line = frame[frame.height - 1]
+            writer.block(frame, dup_rows, cuts, block_rng)
         if malformed_lines > 0:
-            text = _csv_line(last_line) if last_line is not None else ",".join(CSV_COLUMNS)
-            out.write(text[: max(1, len(text) // 2)])
-            line_no += 1
-            labels.append(
-                label(
-                    int(last_line["MMSI"][0]) if last_line is not None else None,
-                    "malformed_line",
-                    None,
-                    None,
-                    f"line={line_no} form=truncated_last_line",
-                )
-            )
-    naive = {**LABEL_SCHEMA, "start": pl.Datetime("us"), "end": pl.Datetime("us")}
-    table = (
-        pl.DataFrame(labels, schema=naive)
-        .with_columns(pl.col("start", "end").dt.replace_time_zone("UTC"))
-        .sort("kind", "mmsi", "start", nulls_last=True)
-    )
-    table.write_parquet(labels_path)
+            writer.truncated_last_line()
+    _write_labels(labels, labels_path)
     return csv_path, labels_path
 
 
