@@ -63,6 +63,39 @@ def test_vessel_table_keeps_the_latest_non_null_static_fields(tmp_path):
     assert str(eagle["last_seen"]) == "2024-06-01 01:00:00+00:00"
 
 
+def test_vessel_partials_of_any_split_combine_into_the_table_of_all_points():
+    """Each ingest partition summarises its own file; the stage's table must not depend on how rows were split,
+    and a tie (two reports at the same latest time) resolves the same way in every split."""
+    from datetime import datetime, timedelta
+
+    from maritime_slm.ais.vessels import STATIC_FIELDS, summarize_vessels, vessel_partials, vessel_table
+
+    t0 = datetime(2024, 6, 1)
+    rows = []
+    for i in range(60):
+        mmsi = 367000000 + i % 7
+        rows.append({
+            "mmsi": mmsi, "ts": t0 + timedelta(minutes=(i // 7) % 4),
+            "vessel_name": None if i % 4 == 0 else f"NAME {i % 5}", "imo": None if i % 3 else f"IMO{i}",
+            "call_sign": "SAME", "vessel_type": None if i % 6 == 0 else 70 + i % 3, "length": float(i % 9),
+            "width": None, "draft": float(i % 4), "cargo": None, "transceiver": "A" if i % 2 else "B",
+        })  # fmt: skip
+    schema = {"mmsi": pl.Int64, "ts": pl.Datetime("us", "UTC"), "vessel_name": pl.String, "imo": pl.String,
+              "call_sign": pl.String, "vessel_type": pl.Int64, "length": pl.Float64, "width": pl.Float64,
+              "draft": pl.Float64, "cargo": pl.Int64, "transceiver": pl.String}  # fmt: skip
+    points = pl.DataFrame(rows, schema=schema).select("mmsi", "ts", *STATIC_FIELDS)
+    whole = summarize_vessels(points.lazy()).collect()
+    ties = (
+        points.group_by("mmsi", "ts").agg(pl.col("vessel_name").n_unique()).filter(pl.col("vessel_name") > 1)
+    )
+    assert ties.height > 0  # the data has ties to resolve
+    for cuts in ([20, 40], [1, 59], [7, 8, 33]):
+        pieces = [points[a:b] for a, b in zip([0, *cuts], [*cuts, points.height], strict=True)]
+        for order in (pieces, pieces[::-1]):
+            combined = vessel_table(pl.concat([vessel_partials(p).collect() for p in order]).lazy()).collect()
+            assert combined.equals(whole), cuts
+
+
 def test_station_kinds_and_flag_states():
     assert station_kind(367379190) == "ship"
     assert station_kind(993661234) == "aton"

@@ -2,12 +2,11 @@
 
 Static fields (name, IMO, call sign, type, dimensions, draught, cargo, class) are taken from the latest report
 that carries them, because static data changes (renames, reflagging, draught per voyage) and blanks are common.
-Built with one streaming group-by over the clean points, so memory grows with the number of MMSIs, not rows.
+Each ingest partition summarises its own file (`vessel_partials`); the stage combines those partials, so memory and
+the driver's work grow with the number of MMSIs per file, not with rows.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import polars as pl
 
@@ -68,19 +67,48 @@ def type_group_expr(code: str | pl.Expr = "vessel_type") -> pl.Expr:
     )
 
 
-def summarize_vessels(points: pl.LazyFrame) -> pl.LazyFrame:
-    """Clean points (canonical schema) -> one row per MMSI, typed as `VESSEL_SCHEMA`."""
-    latest = [
-        pl.col(c).max_by(pl.when(pl.col(c).is_not_null()).then(pl.col("ts"))).alias(c) for c in STATIC_FIELDS
-    ]
+def _latest(value: pl.Expr, when: pl.Expr) -> pl.Expr:
+    """`value` at its latest `when` among the rows that carry it (the largest value on a tie: the same whatever
+    the order or the partitioning of the rows)."""
+    at = pl.when(value.is_not_null()).then(when)
+    return value.filter(at == at.max()).max()
+
+
+def vessel_partials(points: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """Some clean points -> one row per MMSI: reports, first and last seen, and each static field with the time of
+    the latest report that carried it. Partials of any split of the points combine (`combine_partials`) into
+    exactly the table of all of them, so each ingest partition summarises its own file."""
     return (
-        points.group_by("mmsi")
+        points.lazy()
+        .group_by("mmsi")
         .agg(
-            pl.len().alias("reports"),
+            pl.len().cast(pl.Int64).alias("reports"),
             pl.col("ts").min().alias("first_seen"),
             pl.col("ts").max().alias("last_seen"),
-            *latest,
+            *(_latest(pl.col(c), pl.col("ts")).alias(c) for c in STATIC_FIELDS),
+            *(
+                pl.when(pl.col(c).is_not_null()).then(pl.col("ts")).max().alias(f"_ts_{c}")
+                for c in STATIC_FIELDS
+            ),
         )
+    )
+
+
+def combine_partials(partials: pl.LazyFrame) -> pl.LazyFrame:
+    """Partials (`vessel_partials`) of disjoint sets of points -> the partials of their union."""
+    return partials.group_by("mmsi").agg(
+        pl.col("reports").sum(),
+        pl.col("first_seen").min(),
+        pl.col("last_seen").max(),
+        *(_latest(pl.col(c), pl.col(f"_ts_{c}")).alias(c) for c in STATIC_FIELDS),
+        *(pl.col(f"_ts_{c}").max() for c in STATIC_FIELDS),
+    )
+
+
+def vessel_table(partials: pl.LazyFrame) -> pl.LazyFrame:
+    """Partials covering all clean points -> the vessel table, one row per MMSI typed as `VESSEL_SCHEMA`."""
+    return (
+        combine_partials(partials)
         .with_columns(
             station_kind=station_kind_expr("mmsi"),
             mid=mid_expr("mmsi"),
@@ -95,9 +123,6 @@ def summarize_vessels(points: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def build_vessels(points_dir: str | Path, out_path: str | Path) -> int:
-    """Write vessels.parquet from a hive-partitioned points folder; returns the number of vessels."""
-    points = pl.scan_parquet(Path(points_dir), hive_partitioning=True)
-    table = summarize_vessels(points.select("mmsi", "ts", *STATIC_FIELDS)).collect(engine="streaming")
-    table.write_parquet(out_path)
-    return table.height
+def summarize_vessels(points: pl.LazyFrame) -> pl.LazyFrame:
+    """Clean points (canonical schema) -> one row per MMSI, typed as `VESSEL_SCHEMA`."""
+    return vessel_table(vessel_partials(points))

@@ -12,7 +12,8 @@ Every row in is accounted for: rows in = clean + quarantined, checked per file, 
 
 Each input file is one partition (`maritime_slm.engine`): files are ingested in parallel, each into its own
 folder of points parts and a quarantine part written all at once, then the stage moves the parts into place,
-appends the quarantine parts in file order and checks the accounting per file and in total. The outputs are
+appends the quarantine parts in file order, checks the accounting per file and in total, and combines the
+files' vessel partials into the vessel table. The outputs are
 byte-identical whichever engine ran the partitions, and to ingesting the files one after another.
 """
 
@@ -47,7 +48,7 @@ from maritime_slm.ais.schema import (
     RAW_FIELDS,
     VESSEL_SCHEMA,
 )
-from maritime_slm.ais.vessels import build_vessels
+from maritime_slm.ais.vessels import combine_partials, vessel_partials, vessel_table
 from maritime_slm.config import Params, resolve_input_paths
 from maritime_slm.engine import Engine, atomic_dir
 
@@ -67,6 +68,7 @@ OUTPUTS = (
     "partitions.csv",
     "paper",
 )
+VESSEL_PARTIAL = "vessels.parquet"  # in a partition's folder: its file's vessel partials (`ais.vessels`)
 WORK_DIR = "_work"  # partitions' folders while the stage runs; removed when their parts are merged
 _COMPAT = pl.CompatLevel.oldest()  # plain (large_)string Arrow types that every Parquet reader knows
 
@@ -170,12 +172,13 @@ class _Dedup:
 
 
 class _Parts:
-    """Open Parquet writers for one input file, one per date partition."""
+    """Open Parquet writers for one input file, one per date partition, and the vessel partials of what they got."""
 
     def __init__(self, out_dir: Path, path: Path, index: int):
         self.out_dir, self.name = out_dir, _part_name(path, index)
         self.writers: dict[date, pq.ParquetWriter] = {}
         self.rows = 0
+        self.partials: list[pl.DataFrame] = []
 
     def write(self, clean: pl.DataFrame) -> None:
         dates = clean["ts"].dt.date()
@@ -191,10 +194,15 @@ class _Parts:
             table = part.select(POINT_COLUMNS).to_arrow(compat_level=_COMPAT).cast(POINTS_ARROW)
             self.writers[day].write_table(table)
             self.rows += part.height
+        self.partials.append(vessel_partials(clean).collect())
 
     def close(self) -> list[str]:
         for writer in self.writers.values():
             writer.close()
+        if self.partials:
+            combine_partials(pl.concat(self.partials).lazy()).collect().write_parquet(
+                self.out_dir / VESSEL_PARTIAL
+            )
         return sorted(day.isoformat() for day in self.writers)
 
 
@@ -316,9 +324,10 @@ def ingest_partition(task: FileTask) -> dict[str, Any]:
 
 def _merge_partition(
     part_dir: Path, result: dict[str, Any], out_dir: Path, quarantine: pq.ParquetWriter
-) -> None:
+) -> pl.DataFrame | None:
     """Move one file's points parts into points/ and append its quarantine row groups, after checking both
-    against the file's own accounting: a lost or short part fails here, never silently."""
+    against the file's own accounting: a lost or short part fails here, never silently. Returns the file's
+    vessel partials (None when it had no clean row)."""
     parts = sorted((part_dir / "points").glob("date=*/*.parquet"))
     clean = sum(pq.read_metadata(p).num_rows for p in parts)
     with pq.ParquetFile(part_dir / "quarantine.parquet") as rejects:
@@ -333,6 +342,8 @@ def _merge_partition(
         target = out_dir / "points" / part.parent.name / part.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
+    partial = part_dir / VESSEL_PARTIAL
+    return pl.read_parquet(partial) if partial.exists() else None
 
 
 def ingest_files(
@@ -360,9 +371,10 @@ def ingest_files(
         ingest_partition, tasks, keys=[t.path.name for t in tasks], desc="ingest", permanent=(IngestError,)
     )
     quarantine = _writer(out_dir / "quarantine.parquet", QUARANTINE_ARROW)
+    partials = []
     try:
         for task, result in zip(tasks, files, strict=True):
-            _merge_partition(_partition_dir(work, task.index), result, out_dir, quarantine)
+            partials.append(_merge_partition(_partition_dir(work, task.index), result, out_dir, quarantine))
     finally:
         quarantine.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -383,11 +395,12 @@ def ingest_files(
     quality.write_csv(out_dir / "quality.csv")
     n_vessels = None
     if vessels:
-        if rows_clean:
-            n_vessels = build_vessels(out_dir / "points", out_dir / "vessels.parquet")
-        else:
-            pl.DataFrame(schema=VESSEL_SCHEMA).write_parquet(out_dir / "vessels.parquet")
-            n_vessels = 0
+        found = [p for p in partials if p is not None]
+        table = (
+            vessel_table(pl.concat(found).lazy()).collect() if found else pl.DataFrame(schema=VESSEL_SCHEMA)
+        )
+        table.write_parquet(out_dir / "vessels.parquet")
+        n_vessels = table.height
     seconds = time.perf_counter() - started
     megabytes = sum(f["bytes"] for f in files) / 1e6
     return {
