@@ -13,8 +13,8 @@ Every row in is accounted for: rows in = clean + quarantined, checked per file, 
 Each input file is one partition (`maritime_slm.engine`): files are ingested in parallel, each into its own
 folder of points parts and a quarantine part written all at once, then the stage moves the parts into place,
 appends the quarantine parts in file order, checks the accounting per file and in total, and combines the
-files' vessel partials into the vessel table. The outputs are
-byte-identical whichever engine ran the partitions, and to ingesting the files one after another.
+files' vessel partials into the vessel table. The outputs are byte-identical whichever engine ran the partitions,
+and to ingesting the files one after another.
 """
 
 from __future__ import annotations
