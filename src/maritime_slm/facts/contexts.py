@@ -131,10 +131,9 @@ def assign_strata(cells: pl.DataFrame, params: ContextParams, facts: FactsParams
 def stratified_sample(cells: pl.DataFrame, n_contexts: int, seed: int) -> pl.DataFrame:
     """Round-robin over strata (shuffled by seed): every stratum gets a context before any gets a second."""
     rng = random.Random(seed)
-    groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(cells.select(STRATA).iter_rows()):
-        groups.setdefault(key, []).append(i)
-    queues = [rng.sample(rows, len(rows)) for _, rows in sorted(groups.items())]
+    groups = cells.select(STRATA).with_row_index("_row").group_by(STRATA, maintain_order=True).agg("_row")
+    by_key = sorted(zip(groups.select(STRATA).iter_rows(), groups["_row"].to_list(), strict=True))
+    queues = [rng.sample(rows, len(rows)) for _, rows in by_key]
     rng.shuffle(queues)
     chosen: list[int] = []
     while len(chosen) < n_contexts and any(queues):
