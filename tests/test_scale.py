@@ -21,7 +21,7 @@ from maritime_slm.config import EngineParams, IngestParams, load_params
 from maritime_slm.facts.build import build_contexts_and_facts, read_flags, read_points
 from maritime_slm.facts.contexts import sample_contexts
 from maritime_slm.facts.events import detect_events
-from maritime_slm.facts.partitions import EVENT_ORDER
+from maritime_slm.facts.partitions import EVENT_ORDER, read_events
 from maritime_slm.facts.tracks import build_tracks
 from maritime_slm.ingest.files import ingest_files, run_ingest
 from maritime_slm.models import count_tokens
@@ -126,7 +126,7 @@ def test_partitions_give_the_single_process_events_and_contexts(runs, params):
     points = read_points(ingest_dir)
     expected = detect_events(build_tracks(points.collect(), params.facts.gap_minutes), params.facts)
     for kind, table in expected.items():
-        got = pl.read_parquet(generate / "events" / f"{kind}.parquet")
+        got = read_events(generate / "events", kind)
         assert_frame_equal(got, table.sort(EVENT_ORDER[kind], maintain_order=True), check_exact=True)
     gaps = expected["gaps"]
     across = gaps.filter((pl.col("start") < MIDNIGHT) & (pl.col("end") > MIDNIGHT))

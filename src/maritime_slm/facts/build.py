@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -52,8 +53,9 @@ def read_flags(ingest_dir: Path) -> dict[int, str]:
 def build_contexts_and_facts(
     ingest_dir: Path, params: Params, out_dir: Path, *, progress: bool = True
 ) -> dict[str, Any]:
-    """Writes contexts.jsonl, facts.jsonl, candidates.parquet, strata.csv, events/<kind>.parquet and
-    partitions.csv (one row per partition run); returns what it wrote."""
+    """Writes contexts.jsonl, facts.jsonl, candidates.parquet, strata.csv, events/<kind>/part-*.parquet (one
+    part per vessel bucket; `partitions.read_events` reads a table whole) and partitions.csv (one row per partition
+    run); returns what it wrote, with the rows of each event table."""
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -62,6 +64,9 @@ def build_contexts_and_facts(
     with Engine(params.engine, progress=progress) as engine:
         data = stage_data(ingest_dir, params, work, engine)
         described = engine.describe()
+    shutil.rmtree(out_dir / "events", ignore_errors=True)
+    data["events_dir"].mkdir(parents=True, exist_ok=True)
+    os.replace(data["events_dir"], out_dir / "events")
     shutil.rmtree(work, ignore_errors=True)
     seconds_data = time.perf_counter() - started
     contexts = assemble_contexts(
@@ -80,9 +85,6 @@ def build_contexts_and_facts(
     strata = strata_table(cells, data["chosen"])
     cells.write_parquet(out_dir / "candidates.parquet")
     strata.write_csv(out_dir / "strata.csv")
-    (out_dir / "events").mkdir(exist_ok=True)
-    for kind, table in data["events"].items():
-        table.write_parquet(out_dir / "events" / f"{kind}.parquet")
     partitions = pl.DataFrame(engine.timings)
     partitions.write_csv(out_dir / "partitions.csv")
     return {

@@ -8,8 +8,9 @@ span any number of days, so no fixed overlap reproduces it. Each day partition t
 into vessel buckets (`mmsi % buckets`, one Parquet row group each), and each bucket's tracks and events are
 computed from the whole history of its vessels: the single-process tables, computed in pieces. A day's
 encounter hits (qualifying pair snapshots) are dealt the same way, by their first vessel (`mmsi_1 % buckets`), so a
-bucket joins every snapshot of its pairs into episodes, across midnight too, and nothing row-sized per pair passes
-through the driver.
+bucket joins every snapshot of its pairs into episodes, across midnight too. Each bucket writes its event tables
+as parts (one per kind, in the table's order), so nothing row-sized passes through the driver: a week of dense
+traffic has millions of encounter episodes.
 """
 
 from __future__ import annotations
@@ -144,7 +145,12 @@ class BucketTask:
     bucket: int
     shuffle_files: tuple[Path, ...]  # in day order
     hits_files: tuple[Path, ...]  # in day order
+    events_dir: Path
     facts: FactsParams
+
+
+def event_part(events_dir: Path, kind: str, bucket: int) -> Path:
+    return events_dir / kind / f"part-{bucket:05d}.parquet"
 
 
 def _bucket_rows(paths: tuple[Path, ...], bucket: int) -> pl.DataFrame:
@@ -156,15 +162,21 @@ def _bucket_rows(paths: tuple[Path, ...], bucket: int) -> pl.DataFrame:
     )
 
 
-def bucket_work(task: BucketTask) -> dict[str, pl.DataFrame] | None:
+def bucket_work(task: BucketTask) -> dict[str, int]:
     """Tracks and per-vessel events of one bucket's vessels over all days, and the encounter episodes of the
-    pairs whose first vessel is in the bucket (None when it has no vessel)."""
+    pairs whose first vessel is in the bucket, written as one part per event kind; returns the rows of each (no
+    part when the bucket has no vessel)."""
     points = _bucket_rows(task.shuffle_files, task.bucket)
     if points.is_empty():
-        return None
+        return {}
     events = vessel_events(build_tracks(points, task.facts.gap_minutes), task.facts)
     events["encounters"] = encounter_episodes(_bucket_rows(task.hits_files, task.bucket))
-    return events
+    for kind, table in events.items():
+        target = event_part(task.events_dir, kind, task.bucket)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(target) as tmp:
+            table.sort(EVENT_ORDER[kind], maintain_order=True).write_parquet(tmp)
+    return {kind: table.height for kind, table in events.items()}
 
 
 @dataclass(frozen=True)
@@ -180,21 +192,18 @@ def day_cell_points(task: CellPointsTask) -> pl.DataFrame:
     return cell_points(wide.lazy(), task.chosen, task.contexts).collect()
 
 
-def merge_events(per_bucket: list[dict[str, pl.DataFrame] | None]) -> dict[str, pl.DataFrame]:
-    """The all-vessel event tables from the buckets' tables, each in its fixed order."""
-    found = [b for b in per_bucket if b is not None]
-    return {
-        kind: pl.concat([b[kind] for b in found]).sort(EVENT_ORDER[kind], maintain_order=True)
-        for kind in (*VESSEL_EVENTS, "encounters")
-    }
+def read_events(events_dir: Path, kind: str) -> pl.DataFrame:
+    """One event table from its bucket parts, in the table's fixed order: the single-process table, row for row."""
+    parts = sorted((Path(events_dir) / kind).glob("part-*.parquet"))
+    return pl.read_parquet(parts).sort(EVENT_ORDER[kind], maintain_order=True)
 
 
 def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine) -> dict[str, Any]:
     """Candidate cells (with strata), the chosen cells, their reports, and the event tables of a run.
 
     Three maps over partitions: days (cells, the bucket shuffle of reports and encounter hits), vessel buckets
-    (tracks, per-vessel events, encounter episodes), days again (reports of the chosen cells). Only the sample
-    itself, which needs every candidate, runs in the driver.
+    (tracks, per-vessel events, encounter episodes, written as parts under `work_dir/events/<kind>/`), days again
+    (reports of the chosen cells). Only the sample itself, which needs every candidate, runs in the driver.
     """
     points_dir = Path(ingest_dir) / "points"
     days = point_days(points_dir)
@@ -233,10 +242,11 @@ def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine)
 
     shuffle = tuple(t.shuffle_file for t in day_tasks)
     hits = tuple(t.hits_file for t in day_tasks)
-    bucket_tasks = [BucketTask(b, shuffle, hits, params.facts) for b in range(buckets)]
+    events_dir = work_dir / "events"
+    bucket_tasks = [BucketTask(b, shuffle, hits, events_dir, params.facts) for b in range(buckets)]
     per_bucket = engine.map(bucket_work, bucket_tasks, keys=[f"bucket {b}" for b in range(buckets)],
                             desc="vessel buckets")  # fmt: skip
-    events = merge_events(per_bucket)
+    events = {kind: sum(b.get(kind, 0) for b in per_bucket) for kind in (*VESSEL_EVENTS, "encounters")}
 
     chosen_day = chosen.get_column("window").dt.date()
     point_tasks = [
@@ -251,6 +261,7 @@ def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine)
         "chosen": chosen,
         "points": pl.concat(parts) if parts else cell_points(EMPTY.lazy(), chosen, params.contexts).collect(),
         "events": events,
+        "events_dir": events_dir,
         "rows": sum(d["rows"] for d in per_day),
         "days": len(days),
     }

@@ -244,7 +244,7 @@ def run(stage: Stage) -> StageResult:
     record = GenerateRecord(
         contexts=len(built["contexts"]),
         candidates=len(built["candidates"]),
-        events={k: t.height for k, t in built["events"].items()},
+        events=built["events"],
         engine=built["engine"],
         facts_version=built["facts_version"],
         pairs=pairs.height,
