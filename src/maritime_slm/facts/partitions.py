@@ -9,8 +9,8 @@ into vessel buckets (`mmsi % buckets`, one Parquet row group each), and each buc
 computed from the whole history of its vessels: the single-process tables, computed in pieces. A day's
 encounter hits (qualifying pair snapshots) are dealt the same way, by their first vessel (`mmsi_1 % buckets`), so a
 bucket joins every snapshot of its pairs into episodes, across midnight too. Each bucket writes its event tables
-as parts (one per kind, in the table's order), so nothing row-sized passes through the driver: a week of dense
-traffic has millions of encounter episodes.
+as parts (one per kind, in the table's order), so no event row passes through the driver (a week of dense
+traffic has millions of encounter episodes); only the candidates, which the sample needs, come back to it.
 """
 
 from __future__ import annotations
