@@ -67,10 +67,15 @@ def type_group_expr(code: str | pl.Expr = "vessel_type") -> pl.Expr:
     )
 
 
+def _carried_at(value: pl.Expr, when: pl.Expr) -> pl.Expr:
+    """`when` on the rows that carry `value`, null on the others."""
+    return pl.when(value.is_not_null()).then(when)
+
+
 def _latest(value: pl.Expr, when: pl.Expr) -> pl.Expr:
     """`value` at its latest `when` among the rows that carry it (the largest value on a tie: the same whatever
     the order or the partitioning of the rows)."""
-    at = pl.when(value.is_not_null()).then(when)
+    at = _carried_at(value, when)
     return value.filter(at == at.max()).max()
 
 
@@ -86,10 +91,7 @@ def vessel_partials(points: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
             pl.col("ts").min().alias("first_seen"),
             pl.col("ts").max().alias("last_seen"),
             *(_latest(pl.col(c), pl.col("ts")).alias(c) for c in STATIC_FIELDS),
-            *(
-                pl.when(pl.col(c).is_not_null()).then(pl.col("ts")).max().alias(f"_ts_{c}")
-                for c in STATIC_FIELDS
-            ),
+            *(_carried_at(pl.col(c), pl.col("ts")).max().alias(f"_ts_{c}") for c in STATIC_FIELDS),
         )
     )
 
