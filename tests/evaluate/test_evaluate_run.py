@@ -59,6 +59,10 @@ def test_adapter_hash_tracks_the_weights(tmp_path):
 def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
     run = make_run(tmp_path, n_contexts=1)
     make_adapter(run["finetune"] / "adapter")
+    test_file = run["curate"] / "dataset" / "test.jsonl"
+    marked = [{**r, "phrasing": "unseen" if i % 2 else "seen"} for i, r in enumerate(run["rows"])]
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in marked))
+    n_unseen = sum(r["phrasing"] == "unseen" for r in marked)
     rows = {r["id"]: r for r in run["rows"]}
     answers = {r["messages"][1]["content"]: right_answer(run, r) for r in rows.values()}
 
@@ -110,6 +114,13 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
         assert set(mc) == {"student-base", "t1", "train-prior"}
         assert mc["t1"]["n_paired"] == n
         assert (prediction_cache_dir(run["llm"]) / "predictions.sqlite").is_file()
+        # the tuned student also answered every held-out-worded item's seen-worded twin
+        twins = [json.loads(line) for line in (stage / "wording_twins.jsonl").read_text().splitlines()]
+        assert len(twins) == n_unseen and {t["model"] for t in twins} == {"student-tuned"}
+        paired = res["accuracy_by_wording_paired"].row(0, named=True)
+        assert paired["model"] == "student-tuned" and paired["n_pairs"] == n_unseen
+        t5w = res["table_5_wording"].filter(pl.col("model") == "student-tuned").row(0, named=True)
+        assert t5w["same facts: n pairs"] == n_unseen
         sent = server.count()
         distinct = (
             res["predictions"].select("item_id", "reply").unique().height
@@ -123,6 +134,7 @@ def test_evaluate_stage_end_to_end_and_free_rerun(tmp_path):
         assert server.count() == sent
         recomputed = pl.col("role").is_in(["oracle", "prior"])  # baselines cost nothing: computed again
         assert res2["predictions"].filter(~recomputed)["cached"].all()
+        assert res2["accuracy_by_wording_paired"].equals(res["accuracy_by_wording_paired"])
         assert res2["table_5"].equals(res["table_5"])
         assert res2["record"]["student_queries_per_s"] == pytest.approx(rec["student_queries_per_s"])
 

@@ -66,6 +66,7 @@ from maritime_slm.evaluate.predict import (
 )
 from maritime_slm.evaluate.score import score_predictions
 from maritime_slm.evaluate.served import Students
+from maritime_slm.evaluate.wording import paired_wording_table, wording_twins
 from maritime_slm.facts.build import load_facts
 from maritime_slm.finetune.data import dataset_dir, read_split
 from maritime_slm.jsonl import read_jsonl
@@ -77,6 +78,7 @@ from maritime_slm.stage import Stage, StageRecord, StageResult
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_FILE = "predictions.jsonl"
+TWIN_PREDICTIONS_FILE = "wording_twins.jsonl"
 PREDICTION_CACHE_DIR = "predictions_cache"
 
 
@@ -108,6 +110,8 @@ class Answers:
     contexts: dict[str, dict[str, Any]]
     predictions: list[Prediction] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    twins: list[EvalItem] = field(default_factory=list)
+    twin_predictions: list[Prediction] = field(default_factory=list)
     grades: Any = None
     reference: list[Prediction] = field(default_factory=list)
     agreement: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -119,6 +123,13 @@ class Answers:
     @property
     def by_id(self) -> dict[str, EvalItem]:
         return {it.id: it for it in self.items}
+
+    def scored_twins(self) -> pl.DataFrame:
+        """The held-out-worded items' twins, scored like the items (see `evaluate.wording`)."""
+        if not self.twin_predictions:
+            return pl.DataFrame()
+        by_id = {it.id: it for it in self.twins}
+        return score_predictions(self.twin_predictions, by_id, self.facts, self.contexts, None)
 
 
 def evaluate_run(
@@ -145,7 +156,10 @@ def evaluate_run(
         answers.predictions, answers.by_id, answers.facts, answers.contexts, answers.grades
     )
     df.write_ndjson(stage_dir / PREDICTIONS_FILE)
-    stats = statistics(df, answers, params.evaluate.batch_size)
+    twins = answers.scored_twins()
+    if len(twins):
+        twins.write_ndjson(stage_dir / TWIN_PREDICTIONS_FILE)
+    stats = statistics(df, answers, params.evaluate.batch_size, twins)
     for name, (frame, title) in stats.items():
         if len(frame):
             write_table(frame, stage_dir, name, title)
@@ -231,6 +245,9 @@ def collect_answers(
             out.models.append(name)
             if summary:
                 out.summaries[name] = summary
+        out.twins = wording_twins(items, out.facts) if has_adapter else []
+        if out.twins:
+            out.twin_predictions, _, _ = students.answers(out.twins, TUNED_NAME, ROLE_TUNED, adapter)
         if ev.student_runtime == "llama.cpp" and ev.reference_items and has_adapter:
             out.reference, out.agreement = students.hf_agreement(
                 spread_over_categories(items, ev.reference_items),
@@ -258,8 +275,11 @@ def collect_answers(
     return out
 
 
-def statistics(df: pl.DataFrame, answers: Answers, batch_size: int) -> dict[str, tuple[pl.DataFrame, str]]:
-    """Every table of the stage (an empty frame where it does not apply), with its title."""
+def statistics(
+    df: pl.DataFrame, answers: Answers, batch_size: int, twins: pl.DataFrame
+) -> dict[str, tuple[pl.DataFrame, str]]:
+    """Every table of the stage (an empty frame where it does not apply), with its title; `twins` are the scored
+    seen-worded twins of the held-out-worded items."""
     models, judged = answers.models, answers.grades is not None
     vs_prior_of = [(PRIOR_NAME, m) for m in models if m not in (PRIOR_NAME, ORACLE_NAME)]
     tuned_pairs = [(TUNED_NAME, m) for m in models if m not in (TUNED_NAME, ORACLE_NAME)]
@@ -283,6 +303,13 @@ def statistics(df: pl.DataFrame, answers: Answers, batch_size: int) -> dict[str,
         "accuracy_by_wording": (
             accuracy_table(df, models, by="phrasing"),
             "Grounded accuracy per model on seen vs held-out (unseen) question wordings, 95 % Wilson CI",
+        ),
+        "accuracy_by_wording_paired": (
+            paired_wording_table(pl.concat([df, twins], how="vertical_relaxed"), models)
+            if len(twins)
+            else pl.DataFrame(),
+            "The held-out-worded test items and the same facts asked in a training wording (their twins): "
+            "accuracy with each wording, the gap with its 95 % paired (Newcombe) CI, exact McNemar p",
         ),
         "accuracy_by_family": (
             accuracy_table(df, models, by="family"),
@@ -333,7 +360,7 @@ def paper_artifacts(
     ev, models, n_items = params.evaluate, answers.models, len(answers.items)
     t5 = table_5(shown["accuracy"], shown["mcnemar_vs_base"], shown["mcnemar_vs_prior"], ev.paper_accuracy)
     write_table(t5, paper, "table_5", table_5_title(n_items, ev.paper_accuracy, len(answers.llm_items)))
-    t5w = table_5_wording(shown["accuracy_by_wording"], models)
+    t5w = table_5_wording(shown["accuracy_by_wording"], shown["accuracy_by_wording_paired"], models)
     if len(t5w):
         write_table(t5w, paper, "table_5_wording", table_5_wording_title())
     judge_note = _judge_note(

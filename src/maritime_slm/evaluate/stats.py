@@ -2,6 +2,7 @@
 
 - `wilson_ci` (from `maritime_slm.stats`, shared with curate): a 95 % Wilson score interval for an accuracy.
 - `mcnemar_exact`: the exact (binomial) McNemar test of two models scored on the *same* items.
+- `paired_difference`: the difference of two accuracies on the same items, with Newcombe's paired interval.
 - `cohens_kappa_ci`: Cohen's kappa of two binary raters (the LLM judge vs grounded scoring) with its asymptotic CI.
 - `correlations`: point-biserial and Spearman correlation of a surface score (BLEU, ROUGE-L) with 0/1 correctness.
 """
@@ -75,6 +76,42 @@ def mcnemar_from_counts(b: int, c: int, both_correct: int = 0, both_wrong: int =
 
     result = mcnemar([[both_correct, b], [c, both_wrong]], exact=True)
     return McNemar(n, both_correct, b, c, both_wrong, float(min(1.0, result.pvalue)))
+
+
+@dataclass(frozen=True)
+class PairedDifference(_Result):
+    """p1 - p2 of two outcomes on the same n items, with Newcombe's hybrid score interval (method 10)."""
+
+    n: int
+    p1: float
+    p2: float
+    difference: float
+    ci_low: float
+    ci_high: float
+
+
+def paired_difference(
+    a_correct: Sequence[bool], b_correct: Sequence[bool], alpha: float = ALPHA
+) -> PairedDifference:
+    """Difference of two paired proportions and its interval (Newcombe 1998, Stat Med 17:2635, method 10): each
+    proportion's Wilson interval, combined through the correlation of the pairs, so it stays inside [-1, 1] and
+    behaves at small n and near 0 or 1, where the Wald interval does not."""
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"paired outcomes differ in length: {len(a_correct)} vs {len(b_correct)}")
+    n = len(a_correct)
+    if n == 0:
+        return PairedDifference(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+    t = mcnemar_exact(a_correct, b_correct)
+    both, b, c, neither = t.both_correct, t.b, t.c, t.both_wrong
+    p1, p2 = (both + b) / n, (both + c) / n
+    (l1, u1), (l2, u2) = wilson_ci(both + b, n, alpha), wilson_ci(both + c, n, alpha)
+    margins = (both + b) * (c + neither) * (both + c) * (b + neither)
+    excess = both * neither - b * c
+    excess = max(excess - n / 2, 0.0) if excess >= 0 else excess  # Newcombe's continuity adjustment of phi
+    phi = excess / math.sqrt(margins) if margins else 0.0
+    low = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    high = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return PairedDifference(n, p1, p2, p1 - p2, p1 - p2 - low, p1 - p2 + high)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,15 @@ def pair_from_fact(
     )
 
 
+def seen_rewording(fact: dict[str, Any], seed: str) -> str | None:
+    """The fact asked in one of its family's training wordings, picked by `seed` alone (never by any result): the
+    twin of a test question asked in a held-out wording, so the two wordings are compared on the same fact."""
+    spec = templates().get(family(fact["key"]))
+    if not spec or not spec["questions"]:
+        return None
+    return random.Random(seed).choice(spec["questions"]).format_map(_fields(fact))
+
+
 def is_trivial(fact: dict[str, Any]) -> bool:
     """A zero / 'none' answer: true, but a model that always says '0' or 'none' would get it right too.
 
