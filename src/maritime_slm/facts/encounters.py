@@ -36,7 +36,7 @@ def _plain(x):
     return x
 
 
-def _relative(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
+def relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     """Position of 2 relative to 1 (nm, x east / y north) and velocity of 2 relative to 1 (knots)."""
     lat1, lon1, lat2, lon2 = (np.asarray(v, dtype=float) for v in (lat1, lon1, lat2, lon2))
     lat0 = (lat1 + lat2) / 2.0
@@ -52,7 +52,7 @@ def _relative(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     )
 
 
-def _tcpa_hours(rx, ry, vx, vy):
+def tcpa_hours(rx, ry, vx, vy):
     """Time of closest approach in hours; 0 for zero relative velocity, NaN where an input is missing."""
     vv = vx * vx + vy * vy
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -68,8 +68,8 @@ def cpa_tcpa(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     changes: TCPA = 0 and CPA = the current distance. Flat-earth local approximation (see module docstring):
     use for ranges under ~20 nm. Scalars in, floats out; arrays broadcast.
     """
-    rx, ry, vx, vy = _relative(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
-    t = _tcpa_hours(rx, ry, vx, vy)
+    rx, ry, vx, vy = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    t = tcpa_hours(rx, ry, vx, vy)
     cpa = np.hypot(rx + vx * t, ry + vy * t)
     return _plain(cpa), _plain(t * 60.0)
 
@@ -124,12 +124,24 @@ def classify_encounter(
 
     Scalars in, str out; arrays broadcast to numpy string arrays.
     """
-    rx, ry, vx, vy = _relative(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
-    closing = _tcpa_hours(rx, ry, vx, vy) > 0.0
+    rx, ry, vx, vy = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    return _labels(*encounter_codes(rx, ry, vx, vy, cog1, cog2, heading1, heading2, head_on_tol_deg))
+
+
+def encounter_codes(
+    rx, ry, vx, vy, cog1, cog2, heading1=None, heading2=None, head_on_tol_deg: float = HEAD_ON_TOL_DEG
+):
+    """`classify_encounter` from the pair's `relative_motion`, as indices into ENCOUNTERS and GIVE_WAY: a caller
+    that already has the relative motion of millions of pairs neither recomputes it nor builds string arrays."""
+    closing = tcpa_hours(rx, ry, vx, vy) > 0.0
     bearing12 = np.degrees(np.arctan2(rx, ry)) % 360.0
     rel12 = (bearing12 - _bow(cog1, heading1)) % 360.0  # where 2 appears from 1's bow
     rel21 = (bearing12 + 180.0 - _bow(cog2, heading2)) % 360.0  # where 1 appears from 2's bow
-    return classify_relative(rel12, rel21, cog1, cog2, closing, head_on_tol_deg)
+    return _relative_codes(rel12, rel21, cog1, cog2, closing, head_on_tol_deg)
+
+
+def _labels(encounter, give_way):
+    return _plain(np.asarray(ENCOUNTERS)[encounter]), _plain(np.asarray(GIVE_WAY)[give_way])
 
 
 def classify_relative(
@@ -140,6 +152,10 @@ def classify_relative(
     rel12_deg: where vessel 2 appears from 1's bow; rel21_deg: where 1 appears from 2's bow; courses are
     used for the head-on reciprocity test; closing: whether the range is decreasing.
     """
+    return _labels(*_relative_codes(rel12_deg, rel21_deg, cog1, cog2, closing, head_on_tol_deg))
+
+
+def _relative_codes(rel12_deg, rel21_deg, cog1, cog2, closing, head_on_tol_deg: float):
     rel12 = np.asarray(rel12_deg, dtype=float) % 360.0
     rel21 = np.asarray(rel21_deg, dtype=float) % 360.0
     closing = np.asarray(closing, dtype=bool)
@@ -157,10 +173,11 @@ def classify_relative(
     starboard1 = (rel12 > 0.0) & (rel12 < 180.0)  # 1 has 2 on her starboard side
     starboard2 = (rel21 > 0.0) & (rel21 < 180.0)
     active = [~closing, one_overtakes, two_overtakes, head_on]
-    encounter = np.select(active, ["none", "overtaking", "overtaking", "head_on"], "crossing")
+    encounter = np.select(active, [ENCOUNTERS.index(e) for e in ("none", "overtaking", "overtaking", "head_on")],
+                          ENCOUNTERS.index("crossing"))  # fmt: skip
     give_way = np.select(
         active + [starboard1 & ~starboard2, starboard2 & ~starboard1],
-        ["none", "first", "second", "both", "first", "second"],
-        "both",
+        [GIVE_WAY.index(g) for g in ("none", "first", "second", "both", "first", "second")],
+        GIVE_WAY.index("both"),
     )
-    return _plain(encounter), _plain(give_way)
+    return encounter, give_way

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from maritime_slm.config import FactsParams
-from maritime_slm.facts.encounters import classify_encounter, cpa_tcpa
+from maritime_slm.facts.encounters import ENCOUNTERS, GIVE_WAY, encounter_codes, relative_motion, tcpa_hours
 from maritime_slm.facts.tracks import exact_mean, minutes_between, prev
 from maritime_slm.facts.vessels import status_label_expr
 from maritime_slm.facts.zones import Zone, load_zones
@@ -398,7 +398,9 @@ def snapshot_positions(tracks, step_min: float) -> pl.LazyFrame:
     """Each vessel's latest report in [t - step, t) dead-reckoned to t, for t on a `step_min` grid.
 
     Only reports with SOG and COG, from ships (station_kind null or "ship": not aids to navigation, SAR
-    aircraft or beacons). Columns: snap, mmsi, ts, lat, lon (at snap), sog, cog, heading.
+    aircraft or beacons). Columns: snap, mmsi, ts, lat, lon (at snap), sog, cog, heading. The tracks are in
+    (mmsi, ts) order, as `build_tracks` gives them, so a vessel's reports of one step are consecutive and the
+    latest is the last of its run: a comparison with the next row, not a group-by (10x faster on a day).
     """
     every = f"{max(1, round(step_min * 60))}s"
     step = pl.duration(seconds=max(1, round(step_min * 60)))
@@ -419,8 +421,10 @@ def snapshot_positions(tracks, step_min: float) -> pl.LazyFrame:
             "heading",
             snap=pl.col("ts").dt.truncate(every) + step,
         )
-        .group_by(["mmsi", "snap"], maintain_order=True)
-        .last()
+        .filter(
+            ((pl.col("mmsi") != pl.col("mmsi").shift(-1)) | (pl.col("snap") != pl.col("snap").shift(-1)))
+            .fill_null(True)
+        )
         .with_columns(_age_min=minutes_between("ts", "snap"))
         .with_columns(
             lat=pl.col("lat") + sog * cog.cos() * hours / NM_PER_DEG_LAT,
@@ -503,18 +507,21 @@ def encounter_hits(
         return [frame[f"{f}_{i}"].cast(pl.Float64).to_numpy() for i in (1, 2) for f in kin]
 
     lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2 = arrays(pairs)
-    cpa, tcpa = cpa_tcpa(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    motion = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    rx, ry, vx, vy = motion
+    t = tcpa_hours(rx, ry, vx, vy)
+    cpa, tcpa = np.hypot(rx + vx * t, ry + vy * t), t * 60.0  # `cpa_tcpa`, from the motion already at hand
     rel_speed = np.abs(sog2 * np.exp(1j * np.radians(cog2)) - sog1 * np.exp(1j * np.radians(cog1)))
     keep = (tcpa > 0) & (tcpa <= horizon_min) & (cpa < close_nm) & (rel_speed >= min_rel_speed_kn)
     hits = pairs.with_columns(cpa_nm=pl.Series(cpa), tcpa_min=pl.Series(tcpa)).filter(pl.Series(keep))
-    encounter, give_way = classify_encounter(
-        *arrays(hits),
+    encounter, give_way = encounter_codes(
+        *(m[keep] for m in motion), cog1[keep], cog2[keep],
         heading1=hits["heading_1"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         heading2=hits["heading_2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-    )
+    )  # fmt: skip
     return hits.with_columns(
-        encounter=pl.Series(np.asarray(encounter, dtype=str).ravel(), dtype=pl.String),
-        give_way=pl.Series(np.asarray(give_way, dtype=str).ravel(), dtype=pl.String),
+        encounter=pl.Series(ENCOUNTERS, dtype=pl.String).gather(np.ravel(encounter)),
+        give_way=pl.Series(GIVE_WAY, dtype=pl.String).gather(np.ravel(give_way)),
         distance_nm=haversine_nm_expr(pl.col("lat_1"), pl.col("lon_1"), pl.col("lat_2"), pl.col("lon_2")),
     )
 

@@ -112,7 +112,7 @@ def _write_buckets(frame: pl.DataFrame, key: str, target: Path, buckets: int) ->
     frame = frame.with_columns(_bucket=(pl.col(key).cast(pl.Int64) % buckets).cast(pl.UInt32))
     groups = frame.partition_by("_bucket", as_dict=True, maintain_order=True)
     with atomic_file(target) as tmp:
-        writer = pq.ParquetWriter(tmp, frame.to_arrow().schema, compression="zstd", compression_level=1)
+        writer = pq.ParquetWriter(tmp, frame.to_arrow().schema, compression="lz4")
         try:
             for key in sorted(groups):
                 writer.write_table(groups[key].to_arrow())
