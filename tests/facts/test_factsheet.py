@@ -178,7 +178,7 @@ def test_paraphrases_recombine_seen_wording_only():
         changed += out != template
         assert _words(out) <= vocabulary, (template, out, _words(out) - vocabulary)
         assert out not in held_out, out
-        assert out[:1].isupper() and out.count("{") == template.count("{"), out
+        assert out[:1].isupper() == template[:1].isupper() and out.count("{") == template.count("{"), out
         assert paraphrase(template, 0.0, rng) == template
     assert changed > len(seen) * 5 * 0.6
 

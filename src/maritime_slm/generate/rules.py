@@ -55,7 +55,7 @@ def paraphrase(template: str, share: float, rng: random.Random) -> str:
             if rng.random() >= share:
                 return m.group(0)
             new = rng.choice([o for o in group if o.lower() != m.group(0).lower()])
-            return new[:1].upper() + new[1:] if m.start() == 0 else new
+            return new[:1].upper() + new[1:] if m.start() == 0 and m.group(0)[:1].isupper() else new
 
         template = re.sub(rf"\b({alternatives})\b", swap, template, flags=re.IGNORECASE)
     return template
