@@ -422,8 +422,9 @@ def snapshot_positions(tracks, step_min: float) -> pl.LazyFrame:
             snap=pl.col("ts").dt.truncate(every) + step,
         )
         .filter(
-            ((pl.col("mmsi") != pl.col("mmsi").shift(-1)) | (pl.col("snap") != pl.col("snap").shift(-1)))
-            .fill_null(True)
+            (
+                (pl.col("mmsi") != pl.col("mmsi").shift(-1)) | (pl.col("snap") != pl.col("snap").shift(-1))
+            ).fill_null(True)
         )
         .with_columns(_age_min=minutes_between("ts", "snap"))
         .with_columns(
