@@ -11,10 +11,14 @@ import pytest
 
 from maritime_slm import facts
 from maritime_slm.facts.encounters import (
+    ENCOUNTERS,
+    GIVE_WAY,
     classify_encounter,
     classify_relative,
     cpa_tcpa,
+    encounter_codes,
     relative_bearing_deg,
+    relative_motion,
 )
 from maritime_slm.geo import from_local_xy_nm, haversine_nm
 
@@ -224,3 +228,22 @@ def test_classify_relative_exact_boundaries(rel12, rel21, cog1, cog2, expected):
 
 def test_classify_relative_not_closing():
     assert classify_relative(90.0, 270.0, 0, 90, closing=False) == ("none", "none")
+
+
+def test_codes_from_relative_motion_name_the_same_classes_as_the_labels():
+    """The bulk path (`relative_motion` once, `encounter_codes` into ENCOUNTERS / GIVE_WAY) gives every pair the
+    class the scalar `classify_encounter` gives it, headings missing or not."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    lat1, lon1 = rng.uniform(40, 41, n), rng.uniform(-71, -70, n)
+    lat2, lon2 = lat1 + rng.uniform(-0.05, 0.05, n), lon1 + rng.uniform(-0.05, 0.05, n)
+    sog1, sog2 = rng.uniform(0, 20, n), rng.uniform(0, 20, n)
+    cog1, cog2 = rng.choice([0.0, 90.0, 180.0, 270.0], n), rng.uniform(0, 360, n)
+    heading1 = np.where(rng.random(n) < 0.5, np.nan, rng.uniform(0, 360, n))
+    motion = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
+    enc, give_way = encounter_codes(*motion, cog1, cog2, heading1=heading1)
+    assert set(np.unique(enc)) >= {ENCOUNTERS.index("crossing"), ENCOUNTERS.index("none")}
+    for i in range(0, n, 7):
+        expected = classify_encounter(lat1[i], lon1[i], sog1[i], cog1[i], lat2[i], lon2[i], sog2[i], cog2[i],
+                                      heading1=heading1[i])  # fmt: skip
+        assert (ENCOUNTERS[enc[i]], GIVE_WAY[give_way[i]]) == expected
