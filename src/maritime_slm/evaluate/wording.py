@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from maritime_slm.curate.export import QUESTION_PREFIX
+from maritime_slm.curate.export import QUESTION_PREFIX, user_content
 from maritime_slm.evaluate.items import EvalItem
 from maritime_slm.evaluate.stats import mcnemar_exact, paired_difference
 from maritime_slm.generate.rules import TEACHER_NAME, seen_rewording
@@ -37,7 +37,7 @@ def wording_twins(items: Sequence[EvalItem], facts: Mapping[str, list[dict[str, 
         question = seen_rewording(fact, it.id) if fact else None
         if question is None or user["role"] != "user" or not user["content"].endswith(asked):
             continue
-        content = user["content"][: -len(asked)] + QUESTION_PREFIX + question
+        content = user_content(user["content"].removesuffix(asked), question)
         prompt = (*it.prompt[:-1], {"role": "user", "content": content})
         twins.append(replace(it, id=it.id + TWIN_SUFFIX, question=question, prompt=prompt, phrasing="seen"))
     return twins

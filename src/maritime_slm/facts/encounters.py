@@ -52,6 +52,12 @@ def relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     )
 
 
+def closest_approach(rx, ry, vx, vy):
+    """(CPA in nm, TCPA in minutes) from a pair's `relative_motion`: arrays stay arrays (see `cpa_tcpa`)."""
+    t = tcpa_hours(rx, ry, vx, vy)
+    return np.hypot(rx + vx * t, ry + vy * t), t * 60.0
+
+
 def tcpa_hours(rx, ry, vx, vy):
     """Time of closest approach in hours; 0 for zero relative velocity, NaN where an input is missing."""
     vv = vx * vx + vy * vy
@@ -68,10 +74,8 @@ def cpa_tcpa(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     changes: TCPA = 0 and CPA = the current distance. Flat-earth local approximation (see module docstring):
     use for ranges under ~20 nm. Scalars in, floats out; arrays broadcast.
     """
-    rx, ry, vx, vy = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
-    t = tcpa_hours(rx, ry, vx, vy)
-    cpa = np.hypot(rx + vx * t, ry + vy * t)
-    return _plain(cpa), _plain(t * 60.0)
+    cpa, tcpa = closest_approach(*relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2))
+    return _plain(cpa), _plain(tcpa)
 
 
 def relative_bearing_deg(lat1, lon1, bow1, lat2, lon2):

@@ -15,7 +15,13 @@ import numpy as np
 import polars as pl
 
 from maritime_slm.config import FactsParams
-from maritime_slm.facts.encounters import ENCOUNTERS, GIVE_WAY, encounter_codes, relative_motion, tcpa_hours
+from maritime_slm.facts.encounters import (
+    ENCOUNTERS,
+    GIVE_WAY,
+    closest_approach,
+    encounter_codes,
+    relative_motion,
+)
 from maritime_slm.facts.tracks import exact_mean, minutes_between, prev
 from maritime_slm.facts.vessels import status_label_expr
 from maritime_slm.facts.zones import Zone, load_zones
@@ -508,10 +514,9 @@ def encounter_hits(
         return [frame[f"{f}_{i}"].cast(pl.Float64).to_numpy() for i in (1, 2) for f in kin]
 
     lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2 = arrays(pairs)
+    # the relative motion once: CPA, TCPA and the COLREGs class all read it
     motion = relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2)
-    rx, ry, vx, vy = motion
-    t = tcpa_hours(rx, ry, vx, vy)
-    cpa, tcpa = np.hypot(rx + vx * t, ry + vy * t), t * 60.0  # `cpa_tcpa`, from the motion already at hand
+    cpa, tcpa = closest_approach(*motion)
     rel_speed = np.abs(sog2 * np.exp(1j * np.radians(cog2)) - sog1 * np.exp(1j * np.radians(cog1)))
     keep = (tcpa > 0) & (tcpa <= horizon_min) & (cpa < close_nm) & (rel_speed >= min_rel_speed_kn)
     hits = pairs.with_columns(cpa_nm=pl.Series(cpa), tcpa_min=pl.Series(tcpa)).filter(pl.Series(keep))

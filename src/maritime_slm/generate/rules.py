@@ -94,11 +94,17 @@ nothing from the pair's random stream, so the data are exactly those of a rules 
 the default run lost 5 points on seen wordings and gained nothing on held-out ones (README, ablation)."""
 
 
+def _spec(fact: dict[str, Any]) -> dict[str, Any] | None:
+    """The fact family's wordings and reasoning; None when the rules teacher has no seen wording for it."""
+    spec = templates().get(family(fact["key"]))
+    return spec if spec and spec["questions"] else None
+
+
 def pair_from_fact(
     fact: dict[str, Any], context_id: str, rng: random.Random, paraphrase_share: float = PARAPHRASE_SHARE
 ) -> QAPair | None:
-    spec = templates().get(family(fact["key"]))
-    if not spec or not spec["questions"]:
+    spec = _spec(fact)
+    if spec is None:
         return None
     fields = _fields(fact)
     unseen = spec.get("unseen") or []
@@ -127,8 +133,8 @@ def pair_from_fact(
 def seen_rewording(fact: dict[str, Any], seed: str) -> str | None:
     """The fact asked in one of its family's training wordings, picked by `seed` alone (never by any result): the
     twin of a test question asked in a held-out wording, so the two wordings are compared on the same fact."""
-    spec = templates().get(family(fact["key"]))
-    if not spec or not spec["questions"]:
+    spec = _spec(fact)
+    if spec is None:
         return None
     return random.Random(seed).choice(spec["questions"]).format_map(_fields(fact))
 

@@ -336,9 +336,8 @@ def _merge_partition(
                 f"{result['path']}: its partition holds {clean} clean + {rejects.metadata.num_rows} quarantined "
                 f"rows, its accounting says {result['rows_clean']} + {result['rows_quarantined']}"
             )
-        if (
-            rejects.metadata.num_rows
-        ):  # one read and one row group per file: the driver's time is the serial part
+        # one read and one row group per file: the driver's time is what does not parallelise
+        if rejects.metadata.num_rows:
             quarantine.write_table(rejects.read().cast(QUARANTINE_ARROW))
     for part in parts:
         target = out_dir / "points" / part.parent.name / part.name
