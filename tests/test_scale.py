@@ -171,7 +171,7 @@ def test_a_pairs_encounter_across_midnight_is_one_episode_in_its_bucket(tmp_path
     ]  # fmt: skip
     hits = pl.DataFrame(rows).with_columns(pl.col("snap").dt.cast_time_unit("us"))
     days = [hits.filter(pl.col("snap") < MIDNIGHT), hits.filter(pl.col("snap") >= MIDNIGHT)]
-    paths = tuple(tmp_path / f"day{i}.parquet" for i in range(2))
+    paths = tuple(tmp_path / f"day{i}.arrow" for i in range(2))
     for day, path in zip(days, paths, strict=True):
         _write_buckets(day, "mmsi_1", path, 2)
     per_bucket = [encounter_episodes(_bucket_rows(paths, b)) for b in range(2)]

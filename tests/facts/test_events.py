@@ -7,12 +7,14 @@ import numpy as np
 import polars as pl
 import pytest
 from facts_testdata import T0
+from polars.testing import assert_frame_equal
 
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.encounters import cpa_tcpa
 from maritime_slm.facts.events import (
     close_encounters,
     detect_events,
+    encounter_hits,
     loitering,
     position_jumps,
     reporting_gaps,
@@ -331,6 +333,29 @@ def test_close_encounters_match_brute_force(make_points):
     expected = {tuple(sorted((int(m[a]), int(m[b])))) for a, b in zip(i[ok], j[ok], strict=True)}
     assert len(expected) > 5
     assert set(zip(got["mmsi_1"].to_list(), got["mmsi_2"].to_list(), strict=True)) == expected
+
+
+def test_encounter_hits_do_not_depend_on_report_order(make_points):
+    """A day partition hands its reports over unsorted: its hits must be those of the (mmsi, ts)-sorted tracks,
+    row for row, including which of two reports with the same time a snapshot takes (the later row)."""
+    rows = encounter_rows()
+    tie = dict(rows[4], lon=rows[4]["lon"] + 0.3 / NM_PER_DEG_LAT)  # vessel 4 again at minute 4, 0.3 nm east
+    rows.insert(5, tie)
+    points = make_points(rows)
+    order = np.random.default_rng(3).permutation(points.height)
+    a, b = (int(np.flatnonzero(order == i)[0]) for i in (4, 5))
+    order[[a, b]] = order[sorted((a, b))]  # the tie's two rows keep their relative order
+    shuffled = points[order]
+    params = FactsParams()
+    expected = encounter_hits(build_tracks(points, 10.0), params.close_encounter_nm, params.cpa_horizon_min)
+    got = encounter_hits(shuffled, params.close_encounter_nm, params.cpa_horizon_min)
+    assert expected.height >= 3
+    assert_frame_equal(got, expected, check_exact=True)
+    at_5 = pl.col("snap") == at_min(5)
+    snap = snapshot_positions(shuffled, 5).collect().filter((pl.col("mmsi") == 4) & at_5)
+    without_first = snapshot_positions(points[[i for i in range(points.height) if i != 4]], 5).collect()
+    assert_frame_equal(snap, without_first.filter((pl.col("mmsi") == 4) & at_5), check_exact=True)
+    assert snap.height == 1
 
 
 # ---------------------------------------------------------------- all together

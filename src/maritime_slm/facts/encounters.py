@@ -38,18 +38,19 @@ def _plain(x):
 
 def relative_motion(lat1, lon1, sog1, cog1, lat2, lon2, sog2, cog2):
     """Position of 2 relative to 1 (nm, x east / y north) and velocity of 2 relative to 1 (knots)."""
+    v1x, v1y = velocity_kn(sog1, cog1)
+    v2x, v2y = velocity_kn(sog2, cog2)
+    return (*relative_position(lat1, lon1, lat2, lon2), np.subtract(v2x, v1x), np.subtract(v2y, v1y))
+
+
+def relative_position(lat1, lon1, lat2, lon2):
+    """Position of 2 relative to 1 in nm (x east, y north), flat earth about the pair's mid latitude. A caller
+    scoring millions of pairs of a few vessels takes the velocities (`velocity_kn`) once per vessel."""
     lat1, lon1, lat2, lon2 = (np.asarray(v, dtype=float) for v in (lat1, lon1, lat2, lon2))
     lat0 = (lat1 + lat2) / 2.0
     x1, y1 = to_local_xy_nm(lat1, lon1, lat0, lon1)
     x2, y2 = to_local_xy_nm(lat2, lon2, lat0, lon1)
-    v1x, v1y = velocity_kn(sog1, cog1)
-    v2x, v2y = velocity_kn(sog2, cog2)
-    return (
-        np.subtract(x2, x1),
-        np.subtract(y2, y1),
-        np.subtract(v2x, v1x),
-        np.subtract(v2y, v1y),
-    )
+    return np.subtract(x2, x1), np.subtract(y2, y1)
 
 
 def closest_approach(rx, ry, vx, vy):

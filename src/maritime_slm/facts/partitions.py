@@ -5,7 +5,7 @@ Why two kinds of partition: a context window or an encounter snapshot needs ever
 one day holds (plus the next day's first window or snapshot step when those do not divide a day). A track needs
 one vessel's whole history: its segment numbers count every gap since its first report, and a reporting gap may
 span any number of days, so no fixed overlap reproduces it. Each day partition therefore also deals its reports
-into vessel buckets (`mmsi % buckets`, one Parquet row group each), and each bucket's tracks and events are
+into vessel buckets (`mmsi % buckets`, one Arrow record batch each), and each bucket's tracks and events are
 computed from the whole history of its vessels: the single-process tables, computed in pieces. A day's
 encounter hits (qualifying pair snapshots) are dealt the same way, by their first vessel (`mmsi_1 % buckets`), so a
 bucket joins every snapshot of its pairs into episodes, across midnight too. Each bucket writes its event tables
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from maritime_slm.ais.schema import POINT_SCHEMA
 from maritime_slm.config import ContextParams, FactsParams, Params
@@ -108,16 +109,18 @@ class DayTask:
 
 
 def _write_buckets(frame: pl.DataFrame, key: str, target: Path, buckets: int) -> None:
-    """Rows as one row group per bucket of `key` (a vessel's MMSI), in their order, written whole or not at all."""
-    frame = frame.with_columns(_bucket=(pl.col(key).cast(pl.Int64) % buckets).cast(pl.UInt32))
-    groups = frame.partition_by("_bucket", as_dict=True, maintain_order=True)
-    with atomic_file(target) as tmp:
-        writer = pq.ParquetWriter(tmp, frame.to_arrow().schema, compression="lz4")
-        try:
-            for key in sorted(groups):
-                writer.write_table(groups[key].to_arrow())
-        finally:
-            writer.close()
+    """Rows as one Arrow IPC record batch per bucket of `key` (a vessel's MMSI; batch b holds bucket b, empty
+    when it has no row), in their order, LZ4-compressed, written whole or not at all. IPC rather than Parquet:
+    2x faster to write a day, and a bucket reads one batch of each day instead of scanning the file."""
+    groups = frame.with_columns(_bucket=(pl.col(key).cast(pl.Int64) % buckets).cast(pl.UInt32)).partition_by(
+        "_bucket", as_dict=True, maintain_order=True, include_key=False
+    )
+    schema = frame.head(0).to_arrow().schema
+    options = ipc.IpcWriteOptions(compression="lz4")
+    with atomic_file(target) as tmp, ipc.new_file(str(tmp), schema, options=options) as writer:
+        for bucket in range(buckets):
+            part = groups.get((bucket,), frame.head(0)).to_arrow().combine_chunks().to_batches()
+            writer.write_batch(part[0] if part else pa.RecordBatch.from_pylist([], schema=schema))
 
 
 def day_work(task: DayTask) -> dict[str, Any]:
@@ -129,12 +132,7 @@ def day_work(task: DayTask) -> dict[str, Any]:
         (pl.col("window") >= start) & (pl.col("window") < end)
     )
     cells = assign_strata(cells, task.contexts, task.facts)
-    hits = encounter_hits(
-        wide.sort(["mmsi", "ts"], maintain_order=True),
-        task.facts.close_encounter_nm,
-        task.facts.cpa_horizon_min,
-        bins=(start, end),
-    )
+    hits = encounter_hits(wide, task.facts.close_encounter_nm, task.facts.cpa_horizon_min, bins=(start, end))
     _write_buckets(own.select(TRACK_INPUT), "mmsi", task.shuffle_file, task.buckets)
     _write_buckets(hits, "mmsi_1", task.hits_file, task.buckets)
     return {"cells": cells, "hits": hits.height, "rows": own.height}
@@ -154,12 +152,12 @@ def event_part(events_dir: Path, kind: str, bucket: int) -> Path:
 
 
 def _bucket_rows(paths: tuple[Path, ...], bucket: int) -> pl.DataFrame:
-    return pl.concat(
-        [
-            pl.scan_parquet(path).filter(pl.col("_bucket") == bucket).drop("_bucket").collect()
-            for path in paths
-        ]
-    )
+    """One bucket's rows of every day's shuffle file (`_write_buckets`), in day order."""
+    batches = []
+    for path in paths:
+        with pa.memory_map(str(path)) as source:
+            batches.append(pl.from_arrow(ipc.open_file(source).get_batch(bucket)))
+    return pl.concat(batches)
 
 
 def bucket_work(task: BucketTask) -> dict[str, int]:
@@ -226,8 +224,8 @@ def stage_data(ingest_dir: Path, params: Params, work_dir: Path, engine: Engine)
     day_tasks = [
         DayTask(
             s,
-            work_dir / "shuffle" / f"day={s.day.isoformat()}.parquet",
-            work_dir / "hits" / f"day={s.day.isoformat()}.parquet",
+            work_dir / "shuffle" / f"day={s.day.isoformat()}.arrow",
+            work_dir / "hits" / f"day={s.day.isoformat()}.arrow",
             buckets,
             params.contexts,
             params.facts,
