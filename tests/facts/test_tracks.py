@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from facts_testdata import T0
 
-from maritime_slm.facts.tracks import build_tracks, segment_summary
+from maritime_slm.facts.tracks import build_tracks, by_vessel_and_time, segment_summary
 from maritime_slm.geo import NM_PER_DEG_LAT
 
 # 10 kn along the equator: 1/6 nm per minute = this many degrees of longitude
@@ -15,6 +15,26 @@ DLON_10KN_PER_MIN = (10 / 60) / NM_PER_DEG_LAT
 
 def eastbound(mmsi, minutes, lat=0.0):
     return [dict(mmsi=mmsi, t=t, lat=lat, lon=t * DLON_10KN_PER_MIN, sog=10.0, cog=90.0) for t in minutes]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "lat_order"),
+    [([0, 1, 1, 2, 1], [1, 3, 0, 2, 4]), ([2, 1, 1, 2, 2], [1, 3, 2, 0, 4])],
+    ids=["in-time-order", "out-of-order"],
+)
+def test_vessel_time_order_is_the_stable_sort_whichever_path(make_points, minutes, lat_order):
+    """Reports in time order take the MMSI-only sort, others the full one: both give the stable (mmsi, ts)
+    sort, a vessel's reports with the same time (lat 2 and 4, vessel 3) in arrival order."""
+    vessels = [3, 1, 3, 1, 3]
+    rows = [
+        dict(mmsi=m, t=t, lat=float(i), lon=0.0)
+        for i, (m, t) in enumerate(zip(vessels, minutes, strict=True))
+    ]
+    points = make_points(rows)
+    expected = points.sort(["mmsi", "ts"], maintain_order=True)
+    assert expected["lat"].to_list() == [float(i) for i in lat_order]
+    assert by_vessel_and_time(points).equals(expected)
+    assert by_vessel_and_time(points.lazy()).collect().equals(expected)
 
 
 def test_sorted_steps_and_implied_speed(make_points):
