@@ -12,6 +12,7 @@ from polars.testing import assert_frame_equal
 from maritime_slm.config import FactsParams
 from maritime_slm.facts.encounters import cpa_tcpa
 from maritime_slm.facts.events import (
+    _slow_compact_spans,
     close_encounters,
     detect_events,
     encounter_hits,
@@ -182,6 +183,74 @@ def test_loitering_respects_segments(make_points):
     """Two 10-minute dwells split by a 30-minute silence are not a 40-minute loiter."""
     rows = drifting(30, list(range(10)) + list(range(40, 50)), (40.0, -70.0))
     assert loitering(tracks_of(make_points, rows), radius_nm=0.5, minutes=15).height == 0
+
+
+def _spans_over_every_report(rows: pl.LazyFrame, window_s: int, radius_nm: float, max_sog_kn: float):
+    """The loitering candidates by definition: each report's window statistics over all its segment's reports."""
+    grp = ["mmsi", "segment"]
+
+    def roll(col, how):
+        expr = getattr(pl.col(col).cast(pl.Float64), f"rolling_{how}_by")
+        return expr("ts", window_size=f"{window_s}s", closed="both").over(grp)
+
+    lat_mid = ((pl.col("_lat_max") + pl.col("_lat_min")) / 2).radians().cos()
+    half_diag = (
+        ((pl.col("_lat_max") - pl.col("_lat_min")) * NM_PER_DEG_LAT) ** 2
+        + ((pl.col("_lon_max") - pl.col("_lon_min")) * NM_PER_DEG_LAT * lat_mid) ** 2
+    ).sqrt() / 2
+    flagged = (
+        rows.with_columns(
+            **{f"_{c}_{how}": roll(c, how) for c in ("lat", "lon") for how in ("min", "max")},
+            _sog_max=roll("sog", "max"),
+            _win_row=roll("_row", "min").cast(pl.Int64),
+        )
+        .filter(
+            (half_diag <= radius_nm)
+            & (pl.col("_sog_max").is_null() | (pl.col("_sog_max") <= max_sog_kn))
+            & ~pl.col("status").is_in([1, 5]).fill_null(False)
+        )
+        .collect()
+    )
+    spans = []  # consecutive flagged rows, each reaching back to its window's first row, merged where they touch
+    for mmsi, segment, row, first in flagged.select("mmsi", "segment", "_row", "_win_row").iter_rows():
+        if spans and spans[-1][:2] == [mmsi, segment] and first <= spans[-1][3] + 1:
+            spans[-1][2], spans[-1][3] = min(spans[-1][2], first), row
+        else:
+            spans.append([mmsi, segment, first, row])
+    return [(first, last) for _, _, first, last in spans]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_loitering_candidates_equal_the_statistics_over_every_report(make_points, seed):
+    """The candidates computed over slow reports only are those of every report's own window, on tracks built to
+    hit the edges: fast reports exactly one window before a slow one or at its very time, repeated times, null
+    and boundary speeds, declared moorings, gaps that split segments."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for mmsi in range(1, 7):
+        t = 0.0
+        for _ in range(160):
+            t += float(rng.choice([0.0, 0.5, 1.0, 2.0, 5.0, 15.0, 25.0]))  # 15: one window; 25: a gap
+            sog = rng.choice([0.0, 1.0, 3.0, 3.0001, 8.0, np.nan], p=[0.3, 0.25, 0.15, 0.05, 0.15, 0.1])
+            rows.append(
+                dict(
+                    mmsi=mmsi,
+                    t=t,
+                    lat=40.0 + float(rng.normal(0, 0.002)),
+                    lon=-70.0 + float(rng.normal(0, 0.002)),
+                    sog=None if np.isnan(sog) else float(sog),
+                    status=int(rng.choice([0, 0, 0, 1, 5])),
+                )
+            )
+    tracks = tracks_of(make_points, rows)
+    table = tracks.with_row_index("_row").select(
+        "_row", "mmsi", "segment", "ts", "lat", "lon", "sog", "status"
+    )
+    for window_min, radius in ((15, 0.5), (5, 0.2)):
+        got = _slow_compact_spans(table.lazy(), window_min * 60, radius, 3.0)
+        expected = _spans_over_every_report(table.lazy(), window_min * 60, radius, 3.0)
+        assert len(expected) > 3
+        assert list(zip(got["first_row"], got["last_row"], strict=True)) == expected
 
 
 # ---------------------------------------------------------------- speed zones

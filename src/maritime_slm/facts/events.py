@@ -199,20 +199,52 @@ def loitering(tracks, radius_nm: float, minutes: float, max_sog_kn: float = 3.0)
     Columns: mmsi, segment, start, end, duration_min, n_reports, lat, lon (mean position), extent_nm (largest
     distance from it), mean_sog_kn, max_sog_kn.
     """
-    window = f"{max(1, round(minutes * 60))}s"
+    window_s = max(1, round(minutes * 60))
     rows = _with_row(tracks).select("_row", "mmsi", "segment", "ts", "lat", "lon", "sog", "status")
-    spans = _slow_compact_spans(rows, window, radius_nm, max_sog_kn)
+    spans = _slow_compact_spans(rows, window_s, radius_nm, max_sog_kn)
     return _loitering_episodes(rows, spans, minutes, radius_nm)
 
 
-def _slow_compact_spans(rows: pl.LazyFrame, window: str, radius_nm: float, max_sog_kn: float) -> pl.DataFrame:
+def _slow_compact_spans(
+    rows: pl.LazyFrame, window_s: int, radius_nm: float, max_sog_kn: float
+) -> pl.DataFrame:
     """Row spans (first_row, last_row) of consecutive reports whose trailing window is slow and compact, merged
-    where they overlap: the loitering candidates."""
+    where they overlap: the loitering candidates.
+
+    A window holding a report faster than `max_sog_kn` fails, so the window statistics are computed only over
+    the slow reports (a third of a day's), in runs between fast ones, and a report qualifies only if no fast
+    report of its segment lies in its window [ts - window, ts]; windows are closed and cover equal times, so a
+    fast report at the same time after it counts too. Same rows as the statistics over every report.
+    """
     grp = ["mmsi", "segment"]
-
-    def roll(expr: pl.Expr, how: str) -> pl.Expr:
-        return getattr(expr, f"rolling_{how}_by")("ts", window_size=window, closed="both").over(grp)
-
+    fast = (pl.col("sog").cast(pl.Float64) > max_sog_kn).fill_null(False)
+    new_segment = (pl.col("mmsi") != pl.col("mmsi").shift(1)) | (
+        pl.col("segment") != pl.col("segment").shift(1)
+    )
+    new_segment = new_segment.fill_null(True)
+    ts_type = rows.collect_schema()["ts"]
+    # the time of the segment's last fast report up to here (`before`) and its next one from here (`after`);
+    # a sentinel where the segment has none, so the fill never reaches into the neighbouring segment
+    before = (
+        pl.when(fast).then("ts").when(new_segment).then(pl.lit(datetime.min).cast(ts_type)).forward_fill()
+    )
+    after_end = new_segment.shift(-1).fill_null(True)
+    after = pl.when(fast).then("ts").when(after_end).then(pl.lit(datetime.max).cast(ts_type)).backward_fill()
+    slow = (
+        rows.with_columns(_run=(fast | new_segment).cum_sum(), _fast_before=before, _fast_after=after)
+        .filter(~fast)
+        .collect()
+    )
+    window = slow.rolling(index_column="ts", period=f"{window_s}s", closed="both", group_by="_run").agg(
+        _lat_min=pl.col("lat").min(),
+        _lat_max=pl.col("lat").max(),
+        _lon_min=pl.col("lon").min(),
+        _lon_max=pl.col("lon").max(),
+        _win_row=pl.col("_row").cast(pl.Int64).min(),
+    )
+    # one row per report, in (_run, ts) order: the slow rows' own order (reports of equal time share a window)
+    if not (window["_run"].equals(slow["_run"]) and window["ts"].equals(slow["ts"])):
+        raise AssertionError("rolling windows came back in another order than the reports")
     half_diag = (
         ((pl.col("_lat_max") - pl.col("_lat_min")) * NM_PER_DEG_LAT) ** 2
         + (
@@ -223,17 +255,12 @@ def _slow_compact_spans(rows: pl.LazyFrame, window: str, radius_nm: float, max_s
         ** 2
     ).sqrt() / 2
     flagged = (
-        rows.with_columns(
-            _lat_min=roll(pl.col("lat"), "min"),
-            _lat_max=roll(pl.col("lat"), "max"),
-            _lon_min=roll(pl.col("lon"), "min"),
-            _lon_max=roll(pl.col("lon"), "max"),
-            _sog_max=roll(pl.col("sog").cast(pl.Float64), "max"),
-            _win_row=roll(pl.col("_row").cast(pl.Int64), "min"),
-        )
+        slow.hstack(window.drop("_run", "ts"))
+        .lazy()
         .filter(
-            (half_diag <= radius_nm)
-            & (pl.col("_sog_max").is_null() | (pl.col("_sog_max") <= max_sog_kn))
+            (pl.col("_fast_before") < pl.col("ts") - pl.duration(seconds=window_s))
+            & (pl.col("_fast_after") > pl.col("ts"))
+            & (half_diag <= radius_nm)
             & ~pl.col("status").is_in(DECLARED_STATIONARY).fill_null(False)
         )
         .sort(grp + ["_row"])
