@@ -82,6 +82,27 @@ def test_inline_and_local_give_results_in_order_with_timings():
     assert row["worker"].endswith(tuple(f":{pid}" for pid in pids))
 
 
+def sleep_then_return(n: int) -> int:
+    """Partition 1 is slower than 2-4 (on a pool they finish before it), partition 5 the slowest."""
+    time.sleep({1: 0.4, 5: 1.0}.get(n, 0.05))
+    return n
+
+
+@pytest.mark.parametrize("params", [None, LOCAL2], ids=["inline", "local"])
+def test_results_reach_the_driver_in_input_order_while_others_run(params):
+    """`on_result` sees item i only after items 0..i, whatever order they finish in, and gets the first results
+    while the last partition still runs: the driver's work on them overlaps the map."""
+    seen = []
+    with Engine(params, progress=False) as engine:
+        out = engine.map(
+            sleep_then_return, range(6), on_result=lambda i, v: seen.append((i, v, time.monotonic()))
+        )
+        returned = time.monotonic()
+    assert out == list(range(6))
+    assert [(i, v) for i, v, _ in seen] == [(i, i) for i in range(6)]
+    assert returned - seen[4][2] > 0.5  # items 0-4 were handed over before partition 5 was done
+
+
 @pytest.mark.parametrize("params", [None, LOCAL2], ids=["inline", "local"])
 def test_a_failed_partition_is_redone(params, tmp_path, monkeypatch):
     monkeypatch.setenv(MARKERS, str(tmp_path))

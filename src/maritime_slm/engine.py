@@ -140,6 +140,23 @@ def atomic_file(final: str | Path) -> Iterator[Path]:
     os.replace(tmp, final)
 
 
+class _InOrder:
+    """A map's results by input position; each goes to `on_result` once it and every earlier one are in."""
+
+    def __init__(self, n: int, on_result: Callable[[int, Any], None] | None):
+        self.values: list[Any] = [None] * n
+        self._ready = [False] * n
+        self._next = 0
+        self._on_result = on_result
+
+    def put(self, i: int, value: Any) -> None:
+        self.values[i], self._ready[i] = value, True
+        while self._next < len(self.values) and self._ready[self._next]:
+            if self._on_result is not None:
+                self._on_result(self._next, self.values[self._next])
+            self._next += 1
+
+
 class Engine:
     """Maps partition functions under `EngineParams`; `Engine(None)` runs them one by one in this process.
 
@@ -196,21 +213,27 @@ class Engine:
         keys: Sequence[str] | None = None,
         desc: str = "partitions",
         permanent: tuple[type[BaseException], ...] = (),
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
         """`[fn(item) for item in items]`, in input order, spread over the engine's workers.
 
         `fn` must be a module-level function (workers import it). An exception of a `permanent` type (bad
         input that a redo cannot fix) is raised at once, as itself; any other failure redoes the partition.
+        `on_result(i, result)` runs in this process for each item in input order, as soon as item i and every
+        earlier one are done: the driver's own work on the results overlaps the partitions still running.
         """
         items = list(items)
         keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(items))]
         if not items:
             return []
+        results = _InOrder(len(items), on_result)
         if self.inline or (self.params.kind == "local" and len(items) == 1):
-            return self._map_inline(fn, items, keys, desc, permanent)
-        if self.params.kind == "ray":
-            return self._map_ray(fn, items, keys, desc, permanent)
-        return self._map_local(fn, items, keys, desc, permanent)
+            self._map_inline(fn, items, keys, desc, permanent, results)
+        elif self.params.kind == "ray":
+            self._map_ray(fn, items, keys, desc, permanent, results)
+        else:
+            self._map_local(fn, items, keys, desc, permanent, results)
+        return results.values
 
     # ------------------------------------------------------------------ bookkeeping shared by the engines
     def _record(self, desc: str, key: str, attempts: int, stats: dict[str, Any]) -> None:
@@ -227,10 +250,9 @@ class Engine:
         return tqdm(total=total, desc=desc, unit="part", disable=not self.progress)
 
     # ------------------------------------------------------------------ inline: this process, one by one
-    def _map_inline(self, fn, items, keys, desc, permanent) -> list[Any]:
-        results = []
+    def _map_inline(self, fn, items, keys, desc, permanent, results: _InOrder) -> None:
         with self._bar(len(items), desc) as bar:
-            for key, item in zip(keys, items, strict=True):
+            for i, (key, item) in enumerate(zip(keys, items, strict=True)):
                 attempts = 0
                 while True:
                     attempts += 1
@@ -242,9 +264,8 @@ class Engine:
                     except Exception as exc:
                         self._check_attempts(desc, key, attempts, f"{type(exc).__name__}: {exc}", exc)
                 self._record(desc, key, attempts, stats)
-                results.append(value)
                 bar.update()
-        return results
+                results.put(i, value)
 
     # ------------------------------------------------------------------ local: a spawned process pool
     def _local_pool(self) -> ProcessPoolExecutor:
@@ -252,9 +273,8 @@ class Engine:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def _map_local(self, fn, items, keys, desc, permanent) -> list[Any]:
+    def _map_local(self, fn, items, keys, desc, permanent, results: _InOrder) -> None:
         n = len(items)
-        results: list[Any] = [None] * n
         attempts = [0] * n
         queue = deque(range(n))
         live: dict[Future, int] = {}
@@ -277,9 +297,9 @@ class Engine:
                 except Exception as exc:
                     self._check_attempts(desc, keys[i], attempts[i], f"{type(exc).__name__}: {exc}", exc)
                     return False
-                results[i] = value
                 self._record(desc, keys[i], attempts[i], stats)
                 bar.update()
+                results.put(i, value)
                 return True
 
             while queue or live:
@@ -302,7 +322,6 @@ class Engine:
                 if broken:
                     self._pool.shutdown(wait=True, cancel_futures=True)
                     self._pool = None
-        return results
 
     def _abandon(self) -> None:
         if self._pool is not None:
@@ -333,7 +352,7 @@ class Engine:
         self._ray_started = True
         return ray
 
-    def _map_ray(self, fn, items, keys, desc, permanent) -> list[Any]:
+    def _map_ray(self, fn, items, keys, desc, permanent, results: _InOrder) -> None:
         ray = self._connect_ray()
         # Task-level env: Ray starts workers for it with these variables, before they import anything.
         env = dict(WORKER_ENV)
@@ -345,7 +364,6 @@ class Engine:
             num_cpus=1, max_retries=self.params.retries, runtime_env={"env_vars": env}
         )
         n = len(items)
-        results: list[Any] = [None] * n
         attempts = [0] * n
         refs: dict[Any, int] = {}
 
@@ -376,7 +394,6 @@ class Engine:
                         f"{desc}: partition {keys[i]} lost its Ray worker {self.params.retries + 1} time(s): "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
-                results[i] = value
                 self._record(desc, keys[i], attempts[i], stats)
                 bar.update()
-        return results
+                results.put(i, value)

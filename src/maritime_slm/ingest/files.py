@@ -368,14 +368,22 @@ def ingest_files(
     work = out_dir / WORK_DIR
     tasks = [FileTask(Path(p), i, work, chunk_rows) for i, p in enumerate(paths)]
     done = len(engine.timings)
-    files = engine.map(
-        ingest_partition, tasks, keys=[t.path.name for t in tasks], desc="ingest", permanent=(IngestError,)
-    )
     quarantine = _writer(out_dir / "quarantine.parquet", QUARANTINE_ARROW)
     partials = []
+
+    def merge(i: int, result: dict[str, Any]) -> None:
+        """File i's parts into the outputs, in file order, while later files are still being ingested."""
+        partials.append(_merge_partition(_partition_dir(work, tasks[i].index), result, out_dir, quarantine))
+
     try:
-        for task, result in zip(tasks, files, strict=True):
-            partials.append(_merge_partition(_partition_dir(work, task.index), result, out_dir, quarantine))
+        files = engine.map(
+            ingest_partition,
+            tasks,
+            keys=[t.path.name for t in tasks],
+            desc="ingest",
+            permanent=(IngestError,),
+            on_result=merge,
+        )
     finally:
         quarantine.close()
     shutil.rmtree(work, ignore_errors=True)
