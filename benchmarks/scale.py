@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -156,6 +157,7 @@ def table_rows(results: list[dict]) -> list[dict]:
         for step in STEPS:
             s = r[step]
             row = {
+                "round": r.get("round", 1),
                 "config": r["config"],
                 "workers": r["workers"],
                 "step": step,
@@ -177,7 +179,7 @@ def table_rows(results: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["config", "step", "rows", "seconds", "rows_per_s", "speed_up", "efficiency", "partition_seconds",
+    cols = ["round", "config", "step", "rows", "seconds", "rows_per_s", "speed_up", "efficiency", "partition_seconds",
             "worker_peak_rss_mb", "driver_peak_rss_mb", "start_seconds", "load_avg_1m"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
@@ -189,16 +191,14 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def projection(results: list[dict]) -> str:
-    """A year (3.2 B rows) on one 16-core machine and on 4 such nodes, from the measured per-core rate, the
-    measured 2-worker efficiency and the measured driver (serial) time, with the arithmetic spelled out."""
+def projected(results: list[dict]) -> list[dict]:
+    """One round's projection to a year (3.2 B rows) on one 16-core machine and on 4 such nodes, from the
+    measured per-core rate, the measured 2-worker efficiency and the measured driver (serial) time."""
     by = {r["config"]: r for r in results if "error" not in r}
     if "local1" not in by:
-        return "\n(no projection: the local1 configuration did not run)\n"
+        return []
     one = by["local1"]
-    out = ["", "Projection to a year of U.S. AIS (3.2 B rows). Assumptions: partitions scale with rows; each "
-           "worker keeps the one-worker rate times the measured efficiency; the driver's work (merging parts, "
-           "the vessel table, sampling) does not get faster with more workers or nodes; I/O keeps up."]  # fmt: skip
+    out = []
     for label, steps in (("ingest", ("ingest", "vessels")), ("ingest + stage 02 data", STEPS)):
         rows = one["ingest"]["rows"]
         work = sum(one[s].get("partition_seconds", 0.0) for s in steps)
@@ -212,13 +212,50 @@ def projection(results: list[dict]) -> str:
             parallel_wall = sum(two[s]["seconds"] for s in steps) - serial
             eff = work / (two["workers"] * parallel_wall)  # of the partitions' part alone
             node = YEAR_ROWS / (rate * CORES * eff) + serial * scale
-            line = (
-                f"- {label}, {name} efficiency {eff:.2f}: one {CORES}-core machine = 3.2e9 / ({rate:,.0f} rows/s "
-                f"x {CORES} x {eff:.2f}) + {serial:.1f} s driver x {scale:,.0f} = {node / 60:,.1f} min"
-            )
+            entry = {"label": label, "engine": name, "eff": eff, "rate": rate, "serial": serial, "scale": scale,
+                     "node_min": node / 60}  # fmt: skip
             if name == "ray":
                 cluster = YEAR_ROWS / (rate * CORES * NODES * eff) + serial * scale
-                line += f"; {NODES} nodes = {cluster / 60:,.1f} min ({node / cluster:.2f}x one node)"
+                entry |= {"cluster_min": cluster / 60, "nodes_speed_up": node / cluster}
+            out.append(entry)
+    return out
+
+
+def _spread(entries: list[dict], key: str, fmt: str) -> str:
+    values = sorted(e[key] for e in entries)
+    return f"{statistics.median(values):{fmt}} [{values[0]:{fmt}}, {values[-1]:{fmt}}]"
+
+
+def projection(rounds: list[list[dict]]) -> str:
+    """The projection with its arithmetic, per round; with several rounds also each figure's median and range
+    (each round's configurations ran one after another, so a round's ratios are paired against drift)."""
+    out = ["", "Projection to a year of U.S. AIS (3.2 B rows). Assumptions: partitions scale with rows; each "
+           "worker keeps the one-worker rate times the measured efficiency; the driver's work (merging parts, "
+           "the vessel table, sampling) does not get faster with more workers or nodes; I/O keeps up."]  # fmt: skip
+    per_round = [projected(r) for r in rounds]
+    if not any(per_round):
+        return "\n(no projection: the local1 configuration did not run)\n"
+    for k, entries in enumerate(per_round, 1):
+        for e in entries:
+            line = (
+                f"- {f'round {k}: ' if len(rounds) > 1 else ''}{e['label']}, {e['engine']} efficiency {e['eff']:.2f}: "
+                f"one {CORES}-core machine = 3.2e9 / ({e['rate']:,.0f} rows/s x {CORES} x {e['eff']:.2f}) + "
+                f"{e['serial']:.1f} s driver x {e['scale']:,.0f} = {e['node_min']:,.1f} min"
+            )
+            if "cluster_min" in e:
+                line += f"; {NODES} nodes = {e['cluster_min']:,.1f} min ({e['nodes_speed_up']:.2f}x one node)"
+            out.append(line)
+    complete = [entries for entries in per_round if len(entries) == len(per_round[0])]
+    if len(complete) > 1:
+        out.append(f"Median over {len(complete)} rounds [min, max]:")
+        for i, first in enumerate(complete[0]):
+            same = [entries[i] for entries in complete]
+            line = (
+                f"- {first['label']}, {first['engine']}: efficiency {_spread(same, 'eff', '.2f')}, one {CORES}-core "
+                f"machine {_spread(same, 'node_min', '.1f')} min"
+            )
+            if "cluster_min" in first:
+                line += f", {NODES} nodes {_spread(same, 'nodes_speed_up', '.2f')}x one node"
             out.append(line)
     return "\n".join(out) + "\n"
 
@@ -248,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"from {', '.join(CONFIGS)}")
     parser.add_argument("--workdir", default=str(RESULTS / "scale-work"), help="simulated days and outputs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run the configurations this many times in turn: a round's ratios are paired against the host's drift",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per configuration")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--simulate", type=float, help=argparse.SUPPRESS)
@@ -275,21 +316,26 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.days} days x ~{args.rows_per_day:,.0f} rows: {megabytes:,.0f} MB of CSV ({note})", flush=True
     )
-    results = []
-    for config in configs:
-        result = run_child(config, days_dir, workdir / f"out-{config}", args.timeout)
-        results.append(result)
-        if "error" in result:
-            print(f"  {config:7s} FAILED: {result['error'][-500:]}", flush=True)
-            continue
-        print(
-            f"  {config:7s} ingest {result['ingest']['seconds']:7.1f} s  vessels {result['vessels']['seconds']:6.1f} s"
-            f"  stage 02 {result['stage02']['seconds']:7.1f} s  (start {result['start_seconds']:.1f} s)",
-            flush=True,
-        )
+    rounds: list[list[dict]] = []
+    for k in range(1, args.rounds + 1):
+        rounds.append([])
+        for config in configs:
+            result = run_child(config, days_dir, workdir / f"out-{config}", args.timeout)
+            result["round"] = k
+            rounds[-1].append(result)
+            if "error" in result:
+                print(f"  {k} {config:7s} FAILED: {result['error'][-500:]}", flush=True)
+                continue
+            print(
+                f"  {k} {config:7s} ingest {result['ingest']['seconds']:7.1f} s  vessels "
+                f"{result['vessels']['seconds']:6.1f} s  stage 02 {result['stage02']['seconds']:7.1f} s  (start "
+                f"{result['start_seconds']:.1f} s)",
+                flush=True,
+            )
     info["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    rows = table_rows(results)
-    text = markdown(rows) + projection(results)
+    results = [r for one_round in rounds for r in one_round]
+    rows = [row for one_round in rounds for row in table_rows(one_round)]
+    text = markdown(rows) + projection(rounds)
     print("\n" + text)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
