@@ -404,6 +404,22 @@ def test_close_encounters_match_brute_force(make_points):
     assert set(zip(got["mmsi_1"].to_list(), got["mmsi_2"].to_list(), strict=True)) == expected
 
 
+@pytest.mark.parametrize(("sog", "expected"), [(1.0, 0), (1.1, 1)])
+def test_relative_speed_threshold_is_the_definitions_to_the_last_bit(make_points, sog, expected):
+    """A 1 kn vessel on course 0.2 closing on a stopped one: |v2 - v1| in complex form is 0.9999999999999999 kn
+    (hypot of the components gives 1.0; so for 837 of the 3,600 courses in tenths of a degree), so by
+    `close_encounters`' rule (>= 1 kn) it is not an encounter; at 1.1 kn it is. Pins the rule's arithmetic: the
+    facts must not move when the code is made faster, and 1 kn beside 0 kn is common in real AIS."""
+    cog = 0.2
+    rows = track(1, range(15), 0, 0, sog, cog, origin=(41.0, -71.0))
+    rows += track(2, range(15), 0, sog * 20 / 60, 0.0, 90.0, origin=(41.0, -71.0))  # where 1 is at minute 20
+    stored = np.array([cog], dtype=np.float32).astype(
+        np.float64
+    )  # COG is stored as float32; arrays, as the code
+    assert np.abs(sog * np.exp(1j * np.radians(stored)))[0] == (0.9999999999999999 if sog == 1.0 else sog)
+    assert close_encounters(tracks_of(make_points, rows), 0.5, 30).height == expected
+
+
 def test_encounter_hits_do_not_depend_on_report_order(make_points):
     """A day partition hands its reports over unsorted: its hits must be those of the (mmsi, ts)-sorted tracks,
     row for row, including which of two reports with the same time a snapshot takes (the later row)."""

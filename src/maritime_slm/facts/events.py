@@ -563,11 +563,14 @@ def encounter_hits(
         snaps[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
         for c in ("lat", "lon", "sog", "cog", "heading")
     )
-    vx, vy = velocity_kn(sog, cog)  # once per vessel and snapshot, not once per pair
+    # velocities once per vessel and snapshot, not once per pair
+    vx, vy = velocity_kn(sog, cog)
+    velocity = sog * np.exp(1j * np.radians(cog))
     rx, ry = relative_position(lat[first], lon[first], lat[second], lon[second])
     motion = (rx, ry, vx[second] - vx[first], vy[second] - vy[first])
     cpa, tcpa = closest_approach(*motion)
-    rel_speed = np.hypot(motion[2], motion[3])
+    # the threshold test as `close_encounters` defines it (an exact 1 kn between a pair is common in real data)
+    rel_speed = np.abs(velocity[second] - velocity[first])
     keep = (tcpa > 0) & (tcpa <= horizon_min) & (cpa < close_nm) & (rel_speed >= min_rel_speed_kn)
     # in (snap, mmsi_1, mmsi_2) order, whatever order the threads of the join gave
     kept = np.flatnonzero(keep)
