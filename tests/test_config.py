@@ -18,7 +18,7 @@ def test_shipped_profiles_validate(profile):
 def test_paper_profile_validates_once_data_is_given(tmp_path):
     (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
     params = load_params("paper", [f"ingest.inputs=['{tmp_path}/*.csv']"])
-    assert [t.model for t in params.generate.teachers] == ["gpt-4o", "o3-mini"]
+    assert [t.model for t in params.generate.teachers] == ["gpt-4o-2024-08-06", "o3-mini-2025-01-31"]
     assert params.generate.teachers[1].reasoning_effort == "medium"
     assert all(t.api_key_env == "OPENAI_API_KEY" for t in params.generate.teachers)
 

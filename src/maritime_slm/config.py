@@ -273,7 +273,12 @@ class ModelEndpoint(Section):
     concurrency: int = Field(4, gt=0, description="requests in flight per server (each replica has its own)")
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="seconds a request may take (the openai client's own default); a request cut off by it was "
+        "likely processed and billed, and is sent again: size it to the longest reply max_tokens allows",
+    )
     max_retries: int = Field(3, ge=0)
     budget_usd: float | None = Field(
         None,

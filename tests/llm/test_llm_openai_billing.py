@@ -134,6 +134,26 @@ def test_budget_line_is_capped_by_its_own_limit_and_by_the_stage():
     assert second.remaining_usd == pytest.approx(0.0)
 
 
+def _paper_api_endpoints(tmp_path):
+    (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
+    params = load_params("paper", [f"ingest.inputs=['{tmp_path}/*.csv']"])
+    return [*params.generate.teachers, params.curate.editor, params.evaluate.judge]
+
+
+def test_paper_profile_pins_dated_model_snapshots(tmp_path):
+    """An alias (`gpt-4o`) is moved to a newer model by OpenAI: a study's teachers, editor and judge name dated
+    snapshots, so a re-run or a later stage asks the same model."""
+    endpoints = _paper_api_endpoints(tmp_path)
+    assert {e.model for e in endpoints} == {"gpt-4o-2024-08-06", "o3-mini-2025-01-31"}
+
+
+def test_paper_profile_timeouts_leave_time_for_the_longest_reply(tmp_path):
+    """A request cut off by the client's timeout was likely processed and billed, and is sent again: each API
+    model has time for a reply of max_tokens at 25 tokens/s (o3-mini: 25,000 tokens, 1,000 s)."""
+    for endpoint in _paper_api_endpoints(tmp_path):
+        assert endpoint.timeout_s >= endpoint.max_tokens / 25, endpoint.name
+
+
 def test_paper_profile_gives_o3_mini_room_to_reason_and_prices_cached_input(tmp_path):
     (tmp_path / "AIS_2024_01_01.csv").write_text("x\n")
     params = load_params("paper", [f"ingest.inputs=['{tmp_path}/*.csv']"])

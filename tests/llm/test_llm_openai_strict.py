@@ -478,7 +478,7 @@ def test_every_paper_endpoint_request_is_accepted(scripted, tmp_path, monkeypatc
     assert [s.error for s in server.rejected()] == []
     assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
     models = {s.body["model"] for s in server.seen}
-    assert models == {"gpt-4o", "o3-mini"}
-    o3 = [s.body for s in server.seen if s.body["model"] == "o3-mini"]
+    assert models == {"gpt-4o-2024-08-06", "o3-mini-2025-01-31"}
+    o3 = [s.body for s in server.seen if s.body["model"] == "o3-mini-2025-01-31"]
     assert all(b["reasoning_effort"] == "medium" and "temperature" not in b for b in o3)
     assert {b["max_completion_tokens"] for b in o3} == {25000}
