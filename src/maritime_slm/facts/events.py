@@ -42,12 +42,17 @@ def _with_row(tracks) -> pl.LazyFrame:
     return _lazy(tracks).with_row_index("_row")
 
 
-def _episode_ids(keys: list[str]) -> pl.Expr:
-    """Episode counter over flagged rows sorted by keys + _row: a new episode at any key change or row gap."""
-    new = pl.col("_row") != pl.col("_row").shift(1) + 1
+def _changed(keys: list[str]) -> pl.Expr:
+    """True where any of `keys` differs from the row before, and on the first row."""
+    new = pl.lit(False)
     for k in keys:
         new = new | (pl.col(k) != pl.col(k).shift(1))
-    return new.fill_null(True).cum_sum()
+    return new.fill_null(True)
+
+
+def _episode_ids(keys: list[str]) -> pl.Expr:
+    """Episode counter over flagged rows sorted by keys + _row: a new episode at any key change or row gap."""
+    return ((pl.col("_row") != pl.col("_row").shift(1) + 1) | _changed(keys)).fill_null(True).cum_sum()
 
 
 def reporting_gaps(tracks, gap_minutes: float) -> pl.DataFrame:
@@ -218,10 +223,7 @@ def _slow_compact_spans(
     """
     grp = ["mmsi", "segment"]
     fast = (pl.col("sog").cast(pl.Float64) > max_sog_kn).fill_null(False)
-    new_segment = (pl.col("mmsi") != pl.col("mmsi").shift(1)) | (
-        pl.col("segment") != pl.col("segment").shift(1)
-    )
-    new_segment = new_segment.fill_null(True)
+    new_segment = _changed(grp)
     ts_type = rows.collect_schema()["ts"]
     # the time of the segment's last fast report up to here (`before`) and its next one from here (`after`);
     # a sentinel where the segment has none, so the fill never reaches into the neighbouring segment
@@ -275,11 +277,7 @@ def _slow_compact_spans(
     return (
         flagged.sort("first_row")
         .with_columns(
-            _new=(
-                (pl.col("first_row") > pl.col("last_row").shift(1) + 1)
-                | (pl.col("mmsi") != pl.col("mmsi").shift(1))
-                | (pl.col("segment") != pl.col("segment").shift(1))
-            ).fill_null(True)
+            _new=((pl.col("first_row") > pl.col("last_row").shift(1) + 1) | _changed(grp)).fill_null(True)
         )
         .with_columns(_episode=pl.col("_new").cum_sum())
         .group_by("_episode", maintain_order=True)
@@ -599,9 +597,7 @@ def encounter_episodes(hits: pl.DataFrame, step_min: float = SNAPSHOT_MINUTES) -
     kin = ("lat", "lon", "sog", "cog")
     step_us = max(1, round(step_min * 60)) * 1_000_000
     keys = ["mmsi_1", "mmsi_2"]
-    new = (pl.col("snap") - pl.col("snap").shift(1)).dt.total_microseconds() > step_us
-    for k in keys:
-        new = new | (pl.col(k) != pl.col(k).shift(1))
+    new = ((pl.col("snap") - pl.col("snap").shift(1)).dt.total_microseconds() > step_us) | _changed(keys)
     tcpa_us = (pl.col("tcpa_min") * 60e6).round().cast(pl.Int64)
     give_way_mmsi = pl.when(pl.col("give_way") == "first").then(pl.col("mmsi_1"))
     give_way_mmsi = give_way_mmsi.when(pl.col("give_way") == "second").then(pl.col("mmsi_2"))
