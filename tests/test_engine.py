@@ -130,6 +130,76 @@ def test_bad_input_is_not_retried_and_keeps_its_message(params, tmp_path, monkey
     assert len(list(tmp_path.glob("attempt-1-*"))) == 1  # LOCAL2 allows 2 retries; bad input takes none
 
 
+def thread_affinities(n: int) -> tuple[int, dict[int, tuple[int, ...]]]:
+    """(pid, each thread's allowed cores) after polars has run on its pool thread; held a while so that every
+    worker of the pool takes a partition."""
+    import polars as pl
+
+    pl.DataFrame({"a": list(range(1000))}).lazy().select(pl.col("a").sum()).collect()
+    time.sleep(0.3)
+    tasks = Path("/proc/self/task")
+    return os.getpid(), {
+        int(t.name): tuple(sorted(os.sched_getaffinity(int(t.name)))) for t in tasks.iterdir()
+    }
+
+
+def _pinned_runs(params: EngineParams) -> tuple[dict[int, set[tuple[int, ...]]], dict[int, object]]:
+    """Per worker pid: the distinct core sets of its threads, and the core the engine's timings give it."""
+    with Engine(params, progress=False) as engine:
+        out = engine.map(thread_affinities, range(6))
+    sets: dict[int, set[tuple[int, ...]]] = {}
+    for pid, threads in out:
+        sets.setdefault(pid, set()).update(threads.values())
+    cores = {int(t["worker"].rsplit(":", 1)[1]): t["core"] for t in engine.timings}
+    return sets, cores
+
+
+needs_two_cores = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2+ cores, Linux"
+)
+
+
+@needs_two_cores
+def test_each_worker_runs_on_a_core_of_its_own(tmp_path, monkeypatch):
+    """Every thread of a worker (polars' pool thread included) is held to the worker's one core, and no two
+    workers share one; with `pin_cores: false` they float over the cores the driver has."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # core claims of other runs on this machine stay out
+    allowed = tuple(sorted(os.sched_getaffinity(0)))
+    sets, cores = _pinned_runs(LOCAL2)
+    assert len(sets) == 2
+    assert all(len(s) == 1 and len(next(iter(s))) == 1 for s in sets.values())  # one core, every thread
+    assert {next(iter(s))[0] for s in sets.values()} == {cores[pid] for pid in sets}
+    assert len(set(cores.values())) == 2 and set(cores.values()) <= set(allowed)
+
+    sets, cores = _pinned_runs(EngineParams(kind="local", workers=2, pin_cores=False))
+    assert all(s == {allowed} for s in sets.values()) and set(cores.values()) == {None}
+
+
+@needs_two_cores
+def test_a_core_another_worker_holds_is_not_taken(tmp_path, monkeypatch):
+    """A core whose lock another process holds (a worker of a concurrent run) is skipped; with no core left a
+    worker floats rather than share one."""
+    import fcntl
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    allowed = tuple(sorted(os.sched_getaffinity(0)))
+    folder = tmp_path / f"maritime_slm-cores-{os.getuid()}"
+    folder.mkdir()
+    held = []
+    for core in allowed[:-1]:  # all but the last core
+        handle = open(folder / f"core-{core}.lock", "a")  # noqa: SIM115
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.append(handle)
+    try:
+        sets, cores = _pinned_runs(LOCAL2)
+    finally:
+        for handle in held:
+            handle.close()
+    assert sorted(cores.values(), key=str) == [allowed[-1], None]
+    by_core = {cores[pid]: s for pid, s in sets.items()}
+    assert by_core[allowed[-1]] == {(allowed[-1],)} and by_core[None] == {allowed}
+
+
 def test_ray_without_ray_installed_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     engine = Engine(EngineParams(kind="ray", workers=2), progress=False)
