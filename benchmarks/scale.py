@@ -12,6 +12,9 @@ on one 16-core machine and on a 4-node cluster, with its assumptions printed bes
 to `benchmarks/results/scale-<timestamp>.{csv,md,json}`.
 
     .venv/bin/python benchmarks/scale.py [--days 8] [--rows-per-day 8.5e6] [--configs local1,local2,ray2]
+
+The `-float` configurations (`local1-float`, `local2-float`) are the same pool with `engine.pin_cores: false`:
+the peer that shows what pinning each worker to a core of its own does.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 YEAR_ROWS = 3_200_000_000
-CONFIGS = {"local1": ("local", 1), "local2": ("local", 2), "ray2": ("ray", 2)}
+# name: (engine, workers, pinned to cores); the -float peers (engine.pin_cores: false) only when asked for.
+CONFIGS = {
+    "local1": ("local", 1, True),
+    "local2": ("local", 2, True),
+    "ray2": ("ray", 2, True),
+    "local1-float": ("local", 1, False),
+    "local2-float": ("local", 2, False),
+}
+DEFAULT_CONFIGS = ("local1", "local2", "ray2")
 STEPS = ("ingest", "vessels", "stage02")
 CORES, NODES = 16, 4
 
@@ -55,12 +66,12 @@ def worker(config: str, days_dir: Path, out: Path) -> None:
     from maritime_slm.facts.partitions import stage_data
     from maritime_slm.ingest.files import ingest_files
 
-    kind, workers = CONFIGS[config]
+    kind, workers, pinned = CONFIGS[config]
     params = load_params("default")
-    params.engine = EngineParams(kind=kind, workers=workers)
+    params.engine = EngineParams(kind=kind, workers=workers, pin_cores=pinned)
     files = sorted(days_dir.glob("AIS_*.csv"))
     shutil.rmtree(out, ignore_errors=True)
-    result: dict = {"config": config, "kind": kind, "workers": workers, "files": len(files)}
+    result: dict = {"config": config, "kind": kind, "workers": workers, "pinned": pinned, "files": len(files)}
     with Engine(params.engine, progress=False) as engine:
         started = time.perf_counter()
         engine.map(warm, list(range(max(2, workers))), desc="start")  # 2+ items: never inline
@@ -146,13 +157,15 @@ def run_child(config: str, days_dir: Path, out: Path, timeout: float) -> dict:
 
 
 def table_rows(results: list[dict]) -> list[dict]:
-    """One row per (configuration, step), with speed-up and efficiency against local1 where it ran."""
-    base = {r["config"]: r for r in results if "error" not in r}.get("local1")
+    """One row per (configuration, step), with speed-up and efficiency against one worker pinned the same way
+    (local1, or local1-float for the -float peers) where it ran."""
+    ran = {r["config"]: r for r in results if "error" not in r}
     rows = []
     for r in results:
         if "error" in r:
             rows.append({"config": r["config"], "step": "failed", "error": r["error"][-300:]})
             continue
+        base = ran.get("local1" if CONFIGS[r["config"]][2] else "local1-float")
         peak = max(r["worker_peak_rss_mb"].values(), default=0.0)
         for step in STEPS:
             s = r[step]
@@ -282,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker at the end (7 files on 2 workers cap it at 7/8) that a year's 365 files on 16 cores barely have",
     )  # fmt: skip
     parser.add_argument("--rows-per-day", type=float, default=8.5e6, help="about this many rows per day")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"from {', '.join(CONFIGS)}")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"from {', '.join(CONFIGS)}")
     parser.add_argument("--workdir", default=str(RESULTS / "scale-work"), help="simulated days and outputs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
