@@ -165,7 +165,7 @@ def test_each_worker_runs_on_a_core_of_its_own(tmp_path, monkeypatch):
     workers share one; with `pin_cores: false` they float over the cores the driver has."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # core claims of other runs on this machine stay out
     allowed = tuple(sorted(os.sched_getaffinity(0)))
-    sets, cores = _pinned_runs(LOCAL2)
+    sets, cores = _pinned_runs(EngineParams(kind="local", workers=2, pin_cores=True))
     assert len(sets) == 2
     assert all(len(s) == 1 and len(next(iter(s))) == 1 for s in sets.values())  # one core, every thread
     assert {next(iter(s))[0] for s in sets.values()} == {cores[pid] for pid in sets}
@@ -191,13 +191,27 @@ def test_a_core_another_worker_holds_is_not_taken(tmp_path, monkeypatch):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.append(handle)
     try:
-        sets, cores = _pinned_runs(LOCAL2)
+        sets, cores = _pinned_runs(EngineParams(kind="local", workers=2, pin_cores=True))
     finally:
         for handle in held:
             handle.close()
     assert sorted(cores.values(), key=str) == [allowed[-1], None]
     by_core = {cores[pid]: s for pid, s in sets.items()}
     assert by_core[allowed[-1]] == {(allowed[-1],)} and by_core[None] == {allowed}
+
+
+def test_auto_pins_cores_when_the_workers_fill_them(monkeypatch):
+    """`pin_cores: auto` pins exactly when there is no core to spare (local, or a local Ray), and always on an
+    existing Ray cluster; true and false are taken as they are."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+
+    def pins(**kw) -> str:
+        return Engine(EngineParams(**kw), progress=False).worker_env()["MARITIME_SLM_PIN"]
+
+    assert [pins(workers=n) for n in (1, 3, 4, 6)] == ["0", "0", "1", "1"]
+    assert [pins(kind="ray", workers=n) for n in (2, 4)] == ["0", "1"]
+    assert pins(kind="ray", workers=1, address="auto") == "1"
+    assert pins(workers=1, pin_cores=True) == "1" and pins(workers=4, pin_cores=False) == "0"
 
 
 def test_ray_without_ray_installed_is_one_clear_line(monkeypatch):

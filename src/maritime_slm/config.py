@@ -83,10 +83,10 @@ class EngineParams(Section):
         "", description="ray only: an existing cluster (`ray://head:10001`, `auto`); empty starts a local Ray"
     )
     retries: int = Field(2, ge=0, description="times a failed partition is redone before the stage fails")
-    pin_cores: bool = Field(
-        True,
+    pin_cores: bool | Literal["auto"] = Field(
+        "auto",
         description="each worker on a core no other worker holds (Linux; a worker floats when all are held); "
-        "false on a machine shared with other heavy work",
+        "auto: when the workers fill this machine's cores (and always on an existing Ray cluster)",
     )
 
     @field_validator("workers")

@@ -8,7 +8,7 @@ functions write their files through `atomic_dir` / `atomic_file`, so a redone pa
 
 Every worker is held to one thread (polars, Arrow, BLAS) from before it imports them: N workers use N cores and
 never oversubscribe them, and one worker's rate is the per-core rate that scaling projections start from. With
-`engine.pin_cores` each worker also runs on a core of its own (`_pin_to_free_core`).
+`engine.pin_cores` each worker also runs on a core of its own (`_pin_to_free_core`, `Engine.pins_cores`).
 """
 
 from __future__ import annotations
@@ -230,9 +230,21 @@ class Engine:
             return os.cpu_count() or 1
         return int(self.params.workers)
 
+    @property
+    def pins_cores(self) -> bool:
+        """Whether workers claim a core each. `auto`: when they fill the cores, where two floating workers wait on
+        each other's thread hand-offs; with cores to spare a floating worker's helper threads (polars' pool,
+        its async executors) run on them instead. On an existing Ray cluster Ray fills each node's CPUs."""
+        if self.params.pin_cores != "auto":
+            return bool(self.params.pin_cores)
+        if self.params.kind == "ray" and self.params.address:
+            return True
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.workers >= cores
+
     def worker_env(self) -> dict[str, str]:
         """The variables a worker starts with: one thread each, and whether it claims a core of its own."""
-        return {**WORKER_ENV, "MARITIME_SLM_PIN": "1" if self.params.pin_cores else "0"}
+        return {**WORKER_ENV, "MARITIME_SLM_PIN": "1" if self.pins_cores else "0"}
 
     def describe(self) -> dict[str, Any]:
         """What ran the partitions, for stage summaries."""
