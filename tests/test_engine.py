@@ -103,6 +103,24 @@ def test_results_reach_the_driver_in_input_order_while_others_run(params):
     assert returned - seen[4][2] > 0.5  # items 0-4 were handed over before partition 5 was done
 
 
+def started_at(n: int) -> float:
+    return time.time()
+
+
+def test_a_free_worker_starts_its_next_partition_before_the_drivers_work_on_the_last():
+    """One worker: partition 1 starts while `on_result` still works on partition 0 (the driver's merge of a
+    file overlaps the next file), instead of the worker idling through it."""
+    returned = {}
+
+    def slow_merge(i: int, value: float) -> None:
+        time.sleep(0.5)
+        returned[i] = time.time()
+
+    with Engine(EngineParams(kind="local", workers=1), progress=False) as engine:
+        starts = engine.map(started_at, range(3), on_result=slow_merge)
+    assert starts[1] < returned[0] and starts[2] < returned[1]
+
+
 @pytest.mark.parametrize("params", [None, LOCAL2], ids=["inline", "local"])
 def test_a_failed_partition_is_redone(params, tmp_path, monkeypatch):
     monkeypatch.setenv(MARKERS, str(tmp_path))

@@ -368,21 +368,26 @@ class Engine:
                 results.put(i, value)
                 return True
 
-            while queue or live:
+            def refill() -> None:
+                """At most one partition per worker is in flight, so a dead pool charges only those running."""
                 pool = self._local_pool()
-                # At most one partition per worker is in flight, so a dead pool charges only those running.
                 with _worker_env(self.worker_env()):
                     while queue and len(live) < self.workers:
                         i = queue.popleft()
                         attempts[i] += 1
                         live[pool.submit(_call, fn, items[i])] = i
+
+            while queue or live:
+                refill()
                 done, _ = wait(live, return_when=FIRST_COMPLETED)
                 broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
                 if broken:
                     wait(live)  # a broken pool fails every future it still holds
                     done = set(live)
-                for fut in sorted(done, key=live.__getitem__):
-                    i = live.pop(fut)
+                finished = [(fut, live.pop(fut)) for fut in sorted(done, key=live.__getitem__)]
+                if not broken:
+                    refill()  # the freed workers start their next partitions before the driver's `on_result` work
+                for fut, i in finished:
                     if not settle(fut, i):
                         queue.appendleft(i)
                 if broken:
