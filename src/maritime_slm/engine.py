@@ -46,9 +46,8 @@ WORKER_ENV = {
 }
 RAY_EXTRA = "pip install -e '.[ray]' (ray==2.60.0)"
 _ENV_LOCK = threading.Lock()
-_PINNED: dict[
-    str, Any
-] = {}  # a pinned worker's core and the open lock file that holds it, for the process's life
+# A pinned worker's core and the open lock file that holds it, for the process's life.
+_PINNED: dict[str, Any] = {}
 
 
 class EngineError(RuntimeError):
@@ -78,11 +77,11 @@ def _pin_to_free_core() -> int | None:
     """Moves this worker process (its threads now and those it starts later) onto one core that no other worker
     on this machine holds, and returns it; None when every core is held or the OS has no CPU affinity.
 
-    Why: a worker is one Python thread handing work to polars' and Arrow's pool threads hundreds of times a
-    second. Two workers floating over 2 cores wake each other's hand-offs on the busy core and wait (here 0.81-0.88
-    parallel efficiency); each on its own core they do not, and alone a worker is no slower. The claim is an
-    exclusive lock on the core's file, which the kernel drops when the process ends, however it ends, so a
-    killed worker's core is free for its replacement and concurrent runs spread over the free cores.
+    Why: a worker is one Python thread handing work to polars' pool and executor threads hundreds of times a
+    second. Two workers floating over 2 cores wake each other's hand-offs on the busy core and wait (0.76-0.97
+    parallel efficiency here); each on its own core, 0.91-0.98. The claim is an exclusive lock on the core's
+    file, which the kernel drops when the process ends, however it ends, so a killed worker's core is free for its
+    replacement and concurrent runs spread over the free cores.
     """
     if "core" in _PINNED:
         return _PINNED["core"]
@@ -233,8 +232,8 @@ class Engine:
     @property
     def pins_cores(self) -> bool:
         """Whether workers claim a core each. `auto`: when they fill the cores, where two floating workers wait on
-        each other's thread hand-offs; with cores to spare a floating worker's helper threads (polars' pool,
-        its async executors) run on them instead. On an existing Ray cluster Ray fills each node's CPUs."""
+        each other's thread hand-offs; with cores to spare a floating worker's helper threads run on them instead
+        (one worker alone is up to 15 % faster floating). On an existing Ray cluster Ray fills each node's CPUs."""
         if self.params.pin_cores != "auto":
             return bool(self.params.pin_cores)
         if self.params.kind == "ray" and self.params.address:
