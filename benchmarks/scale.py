@@ -68,9 +68,9 @@ def worker(config: str, days_dir: Path, out: Path) -> None:
     from maritime_slm.facts.partitions import stage_data
     from maritime_slm.ingest.files import ingest_files
 
-    kind, workers, pinned = CONFIGS[config]
+    kind, workers, pin_cores = CONFIGS[config]
     params = load_params("default")
-    params.engine = EngineParams(kind=kind, workers=workers, pin_cores=pinned)
+    params.engine = EngineParams(kind=kind, workers=workers, pin_cores=pin_cores)
     files = sorted(days_dir.glob("AIS_*.csv"))
     shutil.rmtree(out, ignore_errors=True)
     result: dict = {"config": config, "kind": kind, "workers": workers, "files": len(files)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from maritime_slm.ais.readers import IngestError
 from maritime_slm.ais.simulate import simulate, split_by_day
 from maritime_slm.config import EngineParams
-from maritime_slm.engine import Engine, EngineError, PartitionFailed, atomic_dir
+from maritime_slm.engine import Engine, EngineError, PartitionFailed, atomic_dir, core_lock_dir
 from maritime_slm.ingest import files as ingest_module
 from maritime_slm.ingest.files import ingest_files, ingest_partition
 
@@ -200,8 +201,9 @@ def test_a_core_another_worker_holds_is_not_taken(tmp_path, monkeypatch):
     import fcntl
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # this process reads TMPDIR again, as the workers do
     allowed = tuple(sorted(os.sched_getaffinity(0)))
-    folder = tmp_path / f"maritime_slm-cores-{os.getuid()}"
+    folder = core_lock_dir()
     folder.mkdir()
     held = []
     for core in allowed[:-1]:  # all but the last core
